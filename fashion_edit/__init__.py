@@ -1,0 +1,1 @@
+"""Library of the fashion-editing pipeline: data, conditioning, training, metrics, tracking, registry."""

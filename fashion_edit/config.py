@@ -1,0 +1,253 @@
+"""Typed loader for ``params.yaml``: the one place that parses configuration.
+
+Every section is a pydantic model with ``extra="forbid"`` so an unknown or misspelt key
+fails with its dotted path, and every number has a range so a bad value fails before any
+work starts.  Stages load the file once with :func:`load_params` and pass typed sections on.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+PARAMS_FILE = "params.yaml"
+
+
+class ParamsError(ValueError):
+    """params.yaml is missing, unreadable or invalid; the message names the key."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- data
+Size = tuple[int, int]  # (height, width)
+
+
+class DataParams(Section):
+    source: Literal[
+        "synthetic", "folder", "deepfashion_mm", "deepfashion_inshop", "viton_hd", "lip", "cihp", "atr"
+    ] = "synthetic"
+    root: str = Field("", description="Local dataset folder for real sources; unused for synthetic.")
+    label_map: str = Field("", description="Label-map YAML for the generic folder source.")
+    parsing_dir: str = Field("", description="LIP-20 parsing folder for DeepFashion In-shop.")
+
+
+class SynthesizeParams(Section):
+    count: int = Field(2400, ge=1, le=1_000_000)
+    height: int = Field(128, ge=32, le=2048)
+    width: int = Field(128, ge=32, le=2048)
+    seed: int = 0
+    supersample: int = Field(2, ge=1, le=4, description="Render at this factor, then downsample (anti-aliasing).")
+    contact_sheet: int = Field(64, ge=1, le=1024, description="Figures shown in the contact-sheet PNG.")
+
+
+class SplitParams(Section):
+    val: float = Field(0.05, ge=0.0, lt=1.0)
+    test: float = Field(0.1, ge=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _leave_training_data(self) -> "SplitParams":
+        if self.val + self.test >= 1.0:
+            raise ValueError("preprocess.split: val + test must be < 1 so some training data remains")
+        return self
+
+
+class ColourParams(Section):
+    median: int = Field(3, ge=1, le=31)
+    bilateral_d: int = Field(7, ge=1, le=31)
+    bilateral_sigma_color: float = Field(20.0, gt=0)
+    bilateral_sigma_space: float = Field(20.0, gt=0)
+
+
+class PreprocessParams(Section):
+    height: int = Field(128, ge=32, le=2048)
+    width: int = Field(128, ge=32, le=2048)
+    seed: int = 0
+    split: SplitParams = SplitParams()
+    canny_low: int = Field(100, ge=0, le=1000)
+    canny_high: int = Field(200, ge=0, le=1000)
+    colour: ColourParams = ColourParams()
+    eval_mask_seed: int = 1234
+
+
+class MaskParams(Section):
+    """Free-form hole masks (DeepFill v2 brush strokes) plus optional box / garment masks."""
+
+    min_strokes: int = Field(1, ge=1, le=20)
+    max_strokes: int = Field(3, ge=1, le=20)
+    min_vertices: int = Field(4, ge=1, le=50)
+    max_vertices: int = Field(11, ge=1, le=50)
+    min_width: float = Field(12.0, gt=0, description="Brush width in pixels at 256 px; scaled to the image size.")
+    max_width: float = Field(40.0, gt=0)
+    box_prob: float = Field(0.3, ge=0, le=1)
+    garment_prob: float = Field(0.2, ge=0, le=1)
+    garment_dilation: int = Field(5, ge=0, le=64)
+    colour_strokes: int = Field(6, ge=0, le=100, description="Sparse colour strokes drawn per sample.")
+    colour_stroke_width: float = Field(6.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "MaskParams":
+        for lo, hi in (("min_strokes", "max_strokes"), ("min_vertices", "max_vertices"), ("min_width", "max_width")):
+            if getattr(self, lo) > getattr(self, hi):
+                raise ValueError(f"masks.{lo} must be <= masks.{hi}")
+        return self
+
+
+# ------------------------------------------------------------------------ networks
+class ParserNet(Section):
+    base_channels: int = Field(32, ge=4, le=1024)
+    n_downsample: int = Field(3, ge=1, le=6)
+    n_res_blocks: int = Field(4, ge=0, le=32)
+    d_channels: int = Field(32, ge=4, le=1024)
+    d_scales: int = Field(2, ge=1, le=4)
+    d_layers: int = Field(3, ge=1, le=6)
+
+
+class InpainterNet(Section):
+    base_channels: int = Field(32, ge=4, le=1024)
+    n_res_blocks: int = Field(8, ge=0, le=32)
+    dilation: int = Field(2, ge=1, le=8)
+    norm: Literal["anl", "spade", "instance"] = "anl"
+    encoder: Literal["partial", "gated", "plain"] = "partial"
+    use_parsing: bool = True
+    spectral_norm: bool = True
+    attention: bool = True
+    use_sketch_colour: bool = True
+    d_channels: int = Field(32, ge=4, le=1024)
+
+
+class ParserLoss(Section):
+    gan_mode: Literal["hinge", "lsgan"] = "hinge"
+    gan: float = Field(1.0, ge=0)
+    feat_match: float = Field(10.0, ge=0)
+    ce: float = Field(10.0, ge=0)
+
+
+class InpainterLoss(Section):
+    """FE-GAN's lambda_1..lambda_7 defaults (DESIGN.md section 4)."""
+
+    gan_mode: Literal["hinge", "lsgan"] = "hinge"
+    hole: float = Field(5.0, ge=0)
+    foreground: float = Field(1.0, ge=0)
+    face: float = Field(50.0, ge=0)
+    face_tv: float = Field(0.1, ge=0)
+    perceptual: float = Field(0.05, ge=0)
+    style: float = Field(200.0, ge=0)
+    gan: float = Field(0.001, ge=0)
+
+
+class VggParams(Section):
+    weights: Literal["stlpips_vgg16", "torchvision_vgg19"] = "stlpips_vgg16"
+    path: str = Field("", description="Path to torchvision-format VGG19 weights (only for torchvision_vgg19).")
+
+
+# ------------------------------------------------------------------------ training
+class TrainParams(Section):
+    steps: int = Field(300, ge=1)
+    batch_size: int = Field(8, ge=1, le=4096)
+    lr_g: float = Field(1e-4, gt=0)
+    lr_d: float = Field(4e-4, gt=0)
+    beta1: float = Field(0.0, ge=0, lt=1)
+    beta2: float = Field(0.9, ge=0, lt=1)
+    seed: int = 0
+    checkpoint_every: int = Field(50, ge=1)
+    sample_every: int = Field(100, ge=1)
+    log_every: int = Field(10, ge=1)
+    num_workers: int = Field(0, ge=0, le=64)
+    distributed: bool = False
+    channels_last: bool = False
+
+
+class EvaluateParams(Section):
+    batch_size: int = Field(16, ge=1)
+    grid_items: int = Field(8, ge=1, le=64)
+    fid_batch_size: int = Field(32, ge=1)
+    segmenter_steps: int = Field(300, ge=1)
+
+
+class RegisterParams(Section):
+    fid_tolerance: float = Field(0.0, ge=0, description="Candidate FID may exceed the champion's by at most this.")
+    miou_tolerance: float = Field(0.0, ge=0, description="Candidate parser mIoU may trail the champion's by at most this.")
+
+
+class MlflowParams(Section):
+    experiment: str = "fashion-edit"
+    tracking_uri: str = Field("", description="Empty: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the repo.")
+
+
+class AblationParams(Section):
+    steps: int = Field(150, ge=1, description="Inpainter training steps per ablation variant.")
+    seeds: int = Field(1, ge=1, le=10)
+
+
+class Params(Section):
+    data: DataParams = DataParams()
+    synthesize: SynthesizeParams = SynthesizeParams()
+    preprocess: PreprocessParams = PreprocessParams()
+    masks: MaskParams = MaskParams()
+    parser: ParserNet = ParserNet()
+    inpainter: InpainterNet = InpainterNet()
+    parser_loss: ParserLoss = ParserLoss()
+    inpainter_loss: InpainterLoss = InpainterLoss()
+    vgg: VggParams = VggParams()
+    train_parser: TrainParams = TrainParams()
+    train_inpainter: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    registry: RegisterParams = RegisterParams()
+    mlflow: MlflowParams = MlflowParams()
+    ablation: AblationParams = AblationParams()
+    # variant name -> overrides applied to the inpainter section (validated on use)
+    ablations: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def variant(self, name: str) -> "Params":
+        """These params with the named ablation's overrides applied (validated)."""
+        if name not in self.ablations:
+            raise ParamsError(f"ablations.{name}: unknown variant; known: {sorted(self.ablations)}")
+        merged = _deep_merge(self.model_dump(mode="python"), self.ablations[name])
+        return _validate(merged, f"ablations.{name}")
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(p) for p in error["loc"]) or "<root>"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key (check the spelling against params.yaml's documented sections)"
+    elif error["type"] == "literal_error":
+        message = f"invalid value {error.get('input')!r}; {error['msg']}"
+    return f"{key}: {message}"
+
+
+def _validate(raw: Any, origin: str) -> Params:
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{origin}: expected a mapping of sections at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = "\n  ".join(_describe(e) for e in exc.errors())
+        raise ParamsError(f"{origin}: invalid params\n  {lines}") from None
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """Read and validate ``params.yaml``; raise :class:`ParamsError` naming the bad key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found (run from the repository root or pass --params)")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    return _validate(raw or {}, str(path))

@@ -1,0 +1,1 @@
+"""Data: label set, synthetic figures, source readers, conditioning, prepared-array store, datasets."""
