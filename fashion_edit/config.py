@@ -159,6 +159,8 @@ class TrainParams(Section):
     log_every: int = Field(10, ge=1)
     num_workers: int = Field(0, ge=0, le=64)
     distributed: bool = False
+    nproc_per_node: int = Field(0, ge=0, le=64, description="Processes the stage starts under torchrun when "
+                                "distributed; 0 = one per visible GPU (one on CPU).")
     channels_last: bool = False
 
 
@@ -167,6 +169,14 @@ class EvaluateParams(Section):
     grid_items: int = Field(8, ge=1, le=64)
     fid_batch_size: int = Field(32, ge=1)
     segmenter_steps: int = Field(300, ge=1)
+    segmenter_batch_size: int = Field(8, ge=1, le=4096)
+    segmenter_lr: float = Field(1e-3, gt=0)
+    segmenter_channels: int = Field(32, ge=4, le=1024, description="Base width of the segmenter (FreeFormParser on RGB).")
+    segmenter_res_blocks: int = Field(2, ge=0, le=32)
+    segmenter_checkpoint_every: int = Field(50, ge=1)
+    segmenter_checkpoint: str = Field("", description="A segmenter.pt written by train_segmenter elsewhere, used "
+                                      "instead of training one; empty: train on the training split.")
+    seed: int = Field(0, description="Noise of the fixed evaluation edits and the segmenter's training stream.")
 
 
 class RegisterParams(Section):

@@ -1,0 +1,126 @@
+"""Gather the ablation variants' metrics into a markdown table and a bar plot.
+
+Input: ``{variant: [metrics of seed 0, metrics of seed 1, ...]}`` where each metrics dict is
+what the ablation stage writes (evaluation metrics plus parameter counts and wall time).
+With more than one seed a cell shows ``mean ± std`` (sample std, ddof=1) so a reader can tell
+a real difference from seed noise.
+"""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+# metric key -> (column header, True when higher is better); order = table order
+COLUMNS: dict[str, tuple[str, bool]] = {
+    "fid": ("FID ↓", False),
+    "parser_miou": ("parser mIoU ↑", True),
+    "seg_consistency_miou": ("seg. mIoU ↑", True),
+    "psnr_hole": ("hole PSNR ↑", True),
+    "ssim": ("SSIM ↑", True),
+    "st_lpips": ("ST-LPIPS ↓", False),
+    "g_params": ("G params", False),
+    "d_params": ("D params", False),
+    "train_seconds": ("train s", False),
+}
+PLOTTED = ("fid", "seg_consistency_miou", "psnr_hole", "st_lpips")
+
+
+def load_variant_metrics(paths: Mapping[str, Sequence[Path]]) -> dict[str, list[dict]]:
+    """Read each variant's per-seed metric JSON files; a missing file is an error naming it."""
+    out: dict[str, list[dict]] = {}
+    for variant, files in paths.items():
+        out[variant] = []
+        for path in files:
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"{path}: metrics of ablation variant {variant!r} missing; run `dvc repro`")
+            out[variant].append(json.loads(Path(path).read_text()))
+    return out
+
+
+def summarize(runs: Sequence[Mapping[str, float]], key: str) -> tuple[float, float, int]:
+    """Mean, sample std (nan for one run) and count of ``key`` over seeds (missing keys ignored)."""
+    values = np.array([float(r[key]) for r in runs if key in r and r[key] is not None], dtype=np.float64)
+    if values.size == 0:
+        return math.nan, math.nan, 0
+    spread = float(values.std(ddof=1)) if values.size > 1 else math.nan
+    return float(values.mean()), spread, int(values.size)
+
+
+def _format_cell(mean: float, std: float, count: int, key: str) -> str:
+    if count == 0:
+        return "–"
+    if key.endswith("params"):
+        return f"{mean / 1e6:.2f} M"
+    digits = 0 if key == "train_seconds" else (1 if key == "fid" or key.startswith("psnr") else 3)
+    cell = f"{mean:.{digits}f}"
+    return f"{cell} ± {std:.{digits}f}" if count > 1 else cell
+
+
+def markdown_table(metrics: Mapping[str, Sequence[Mapping[str, float]]]) -> str:
+    """One row per variant, one column per metric in :data:`COLUMNS`; best value in bold."""
+    best = {}
+    for key, (_, higher) in COLUMNS.items():
+        means = [summarize(runs, key)[0] for runs in metrics.values()]
+        finite = [m for m in means if not math.isnan(m)]
+        if finite and not key.endswith("params") and key != "train_seconds":
+            best[key] = max(finite) if higher else min(finite)
+    header = "| variant | seeds | " + " | ".join(h for h, _ in COLUMNS.values()) + " |"
+    rule = "|---|---|" + "---|" * len(COLUMNS)
+    rows = [header, rule]
+    for variant, runs in metrics.items():
+        cells = []
+        for key in COLUMNS:
+            mean, std, count = summarize(runs, key)
+            cell = _format_cell(mean, std, count, key)
+            cells.append(f"**{cell}**" if key in best and mean == best[key] else cell)
+        rows.append(f"| {variant} | {len(runs)} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def bar_plot(metrics: Mapping[str, Sequence[Mapping[str, float]]], out_png: Path) -> None:
+    """One panel per plotted metric, one bar per variant, error bars = std over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = list(metrics)
+    fig, axes = plt.subplots(1, len(PLOTTED), figsize=(4 * len(PLOTTED), 4 + 0.1 * len(variants)))
+    for axis, key in zip(np.atleast_1d(axes), PLOTTED):
+        stats = [summarize(metrics[v], key) for v in variants]
+        means = [s[0] for s in stats]
+        errors = [0.0 if math.isnan(s[1]) else s[1] for s in stats]
+        axis.bar(range(len(variants)), means, yerr=errors, capsize=3,
+                 color=["#d62728" if v == "full" else "#1f77b4" for v in variants])
+        axis.set_xticks(range(len(variants)), variants, rotation=60, ha="right", fontsize=8)
+        axis.set_title(COLUMNS[key][0])
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+
+
+def build_report(metrics: Mapping[str, Sequence[Mapping[str, float]]], out_md: Path, out_png: Path,
+                 out_json: Path | None = None) -> str:
+    """Write the markdown report (table + plot link), the PNG and optionally a summary JSON."""
+    if not metrics:
+        raise ValueError("no ablation variants to report: the params.yaml `ablations` mapping is empty")
+    table = markdown_table(metrics)
+    bar_plot(metrics, out_png)
+    seeds = max(len(runs) for runs in metrics.values())
+    note = ("Cells show mean ± sample std over seeds." if seeds > 1
+            else "One seed per variant: differences smaller than seed noise cannot be told apart "
+                 "(set `ablation.seeds` > 1).")
+    text = (f"# Ablation study\n\n{note} Bold = best value in the column.\n\n{table}\n\n"
+            f"![ablation metrics]({out_png.name})\n")
+    out_md.parent.mkdir(parents=True, exist_ok=True)
+    out_md.write_text(text)
+    if out_json is not None:
+        summary = {v: {k: dict(zip(("mean", "std", "n"), summarize(runs, k))) for k in COLUMNS}
+                   for v, runs in metrics.items()}
+        out_json.write_text(json.dumps(summary, indent=2, allow_nan=True))
+    return text

@@ -1,0 +1,275 @@
+"""Raw dataset -> prepared arrays (DESIGN.md 3.2/3.3), streaming one item at a time.
+
+Steps per item: load through the Source (LIP-20 parsing), fit to ``preprocess.height x width``
+keeping the aspect ratio (image INTER_AREA, parsing INTER_NEAREST, padding = background for
+the parsing and the median border colour for the image), Canny sketch and segment mean colour,
+and for val/test the fixed evaluation hole and colour-stroke masks (seeded per stem by
+``preprocess.eval_mask_seed``). Bad items are skipped, counted by kind and listed in the report.
+
+Splits: a source's official split is kept; items without one are split by a seeded hash of
+their stem at the ``preprocess.split`` fractions (exact counts, at least one item per
+non-zero fraction). When the official split lacks val or test (e.g. LIP withholds test
+labels), the missing split is carved out of the official train items the same way.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from fashion_edit.config import DataParams, MaskParams, PreprocessParams, SplitParams
+from fashion_edit.data.conditioning import segment_mean_colour, sketch_edges
+from fashion_edit.data.labels import NUM_CLASSES
+from fashion_edit.data.masks import colour_stroke_mask, hole_mask
+from fashion_edit.data.sources.base import LoadedSample, RawItem, SampleSkipped, Source
+from fashion_edit.data.store import EVAL_SPLITS, MANIFEST, SPLITS, SplitWriter
+
+
+class PreprocessError(RuntimeError):
+    """Nothing (or not enough) usable data; the message says what was found and what to fix."""
+
+
+@dataclass
+class PreprocessReport:
+    """What ``reports/preprocess.json`` records."""
+
+    read: int = 0
+    kept_by_split: dict[str, int] = field(default_factory=lambda: {s: 0 for s in SPLITS})
+    skipped_files: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def skip(self, path: str, reason: str) -> None:
+        self.skipped_files.append({"file": path, "reason": reason})
+
+    def to_dict(self) -> dict:
+        kept = sum(self.kept_by_split.values())
+        by_reason = Counter(entry["reason"].split(":", 1)[0] for entry in self.skipped_files)
+        return {
+            "read": self.read,
+            "kept": kept,
+            "skipped": len(self.skipped_files),
+            "kept_by_split": self.kept_by_split,
+            "skipped_by_reason": dict(sorted(by_reason.items())),
+            "seconds": round(self.seconds, 3),
+            "items_per_second": round(self.read / self.seconds, 1) if self.seconds > 0 else 0.0,
+            "skipped_files": self.skipped_files,
+        }
+
+
+# ----------------------------------------------------------------------------- per item
+def border_colour(image: np.ndarray) -> tuple[int, int, int]:
+    """Median colour of the outermost rows and columns: what padding should look like."""
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    return tuple(int(v) for v in np.median(border, axis=0))
+
+
+def fit_to_size(image: np.ndarray, parsing: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resize keeping the aspect ratio, then centre-pad to exactly (height, width)."""
+    h, w = parsing.shape
+    if (h, w) == (height, width):
+        return image, parsing
+    scale = min(height / h, width / w)
+    new_h, new_w = max(1, min(height, round(h * scale))), max(1, min(width, round(w * scale)))
+    image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+    parsing = cv2.resize(parsing, (new_w, new_h), interpolation=cv2.INTER_NEAREST)
+    top, left = (height - new_h) // 2, (width - new_w) // 2
+    pads = (top, height - new_h - top, left, width - new_w - left)
+    if any(pads):
+        image = cv2.copyMakeBorder(image, *pads, cv2.BORDER_CONSTANT, value=border_colour(image))
+        parsing = cv2.copyMakeBorder(parsing, *pads, cv2.BORDER_CONSTANT, value=0)
+    return image, parsing
+
+
+def label_histogram(parsing: np.ndarray) -> np.ndarray:
+    """Pixel count per LIP-20 class (int64)."""
+    hist = cv2.calcHist([parsing], [0], None, [NUM_CLASSES], [0, NUM_CLASSES])
+    return hist.ravel().astype(np.int64)
+
+
+def stable_hash(*parts: object) -> int:
+    """A 63-bit hash of the parts that is the same on every machine and Python run."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def eval_rng(eval_mask_seed: int, stem: str) -> np.random.Generator:
+    """The generator for one item's fixed evaluation masks (keyed by stem, not position)."""
+    return np.random.default_rng([eval_mask_seed, stable_hash(stem)])
+
+
+def prepare_sample(
+    sample: LoadedSample, stem: str, with_eval: bool, p: PreprocessParams, masks: MaskParams
+) -> dict[str, np.ndarray]:
+    """All stored arrays of one item at the prepared resolution."""
+    image, parsing = fit_to_size(sample.image, sample.parsing, p.height, p.width)
+    rows = {
+        "images": image,
+        "parsing": parsing,
+        "sketch": sketch_edges(image, p.canny_low, p.canny_high),
+        "colour": segment_mean_colour(image, parsing, p.colour),
+    }
+    if with_eval:
+        rng = eval_rng(p.eval_mask_seed, stem)
+        hole = hole_mask(rng, parsing, masks)
+        rows["eval_masks"] = hole
+        rows["eval_strokes"] = colour_stroke_mask(rng, p.height, p.width, masks, region=hole)
+    return rows
+
+
+# ------------------------------------------------------------------------------- splits
+def _seeded_split(indices: list[int], stems: Sequence[str], fractions: dict[str, float], seed: int) -> dict[int, str]:
+    """Exact-count split of ``indices`` ordered by a seeded hash of their stems."""
+    order = sorted(indices, key=lambda i: stable_hash(seed, stems[i]))
+    assigned: dict[int, str] = {}
+    start = 0
+    for split, fraction in fractions.items():
+        count = max(1, round(len(order) * fraction)) if fraction > 0 and len(order) > len(fractions) else 0
+        for i in order[start : start + count]:
+            assigned[i] = split
+        start += count
+    for i in order[start:]:
+        assigned[i] = "train"
+    return assigned
+
+
+def assign_splits(items: Sequence[RawItem], p: SplitParams, seed: int) -> list[str]:
+    """One of train/val/test per item (see the module docstring for the rule)."""
+    for item in items:
+        if item.split is not None and item.split not in SPLITS:
+            raise PreprocessError(f"{item.image_path}: official split {item.split!r} is not one of {SPLITS}")
+    official = {item.split for item in items if item.split is not None}
+    carve = {s: getattr(p, s) for s in EVAL_SPLITS if s not in official}
+    pool = [i for i, item in enumerate(items) if item.split is None or (item.split == "train" and official and carve)]
+    stems = [item.stem for item in items]
+    assigned = _seeded_split(pool, stems, carve, seed)
+    return [assigned.get(i, item.split or "train") for i, item in enumerate(items)]
+
+
+# ------------------------------------------------------------------------------ hashing
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _item_files(item: RawItem) -> list[Path]:
+    return [p for p in (item.image_path, item.parsing_path, item.keypoints_path) if p is not None]
+
+
+# ------------------------------------------------------------------------------- driver
+def preprocess(
+    source: Source,
+    data: DataParams,
+    p: PreprocessParams,
+    masks: MaskParams,
+    out_dir: Path,
+    report_path: Path,
+) -> dict:
+    """Write ``out_dir/{train,val,test}`` + manifest and the report; returns the manifest.
+
+    Raises PreprocessError (after writing the report) when no item or no item of some split
+    survives. Output is built in ``<out_dir>.partial`` and moved into place on success.
+    """
+    started = time.perf_counter()
+    out_dir, report_path = Path(out_dir), Path(report_path)
+    items = list(source.items())  # paths only: cheap even for a million items
+    if not items:
+        raise PreprocessError(f"{source.name}: the source lists no items (is the dataset folder empty?)")
+    splits = assign_splits(items, p.split, p.seed)
+
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    writers = {
+        s: SplitWriter(partial / s, splits.count(s), p.height, p.width, with_eval=s in EVAL_SPLITS) for s in SPLITS
+    }
+    report = PreprocessReport(read=len(items))
+    histograms = {s: np.zeros(NUM_CLASSES, dtype=np.int64) for s in SPLITS}
+    hashes = {s: hashlib.sha256() for s in SPLITS}
+    seen: dict[str, str] = {}
+    try:
+        for item, split in tqdm(zip(items, splits), total=len(items), desc="preprocess", unit="img", disable=None):
+            if item.stem in seen:
+                report.skip(str(item.image_path), f"duplicate stem: {item.stem!r} already used by {seen[item.stem]}")
+                continue
+            seen[item.stem] = str(item.image_path)
+            try:
+                sample = source.load(item)
+            except SampleSkipped as skipped:
+                report.skip(skipped.path, skipped.reason)
+                continue
+            rows = prepare_sample(sample, item.stem, split in EVAL_SPLITS, p, masks)
+            writers[split].append(item.stem, **rows)
+            histograms[split] += label_histogram(rows["parsing"])
+            hashes[split].update(item.stem.encode() + b"".join(file_sha256(f).encode() for f in _item_files(item)))
+        for split, writer in writers.items():
+            report.kept_by_split[split] = writer.close()
+        report.seconds = time.perf_counter() - started
+        _write_json(report_path, report.to_dict())
+        _check_usable(report, p)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+
+    manifest = _manifest(report, histograms, hashes, data, p, masks)
+    _write_json(partial / MANIFEST, manifest)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    partial.rename(out_dir)
+    return manifest
+
+
+def _check_usable(report: PreprocessReport, p: PreprocessParams) -> None:
+    kept = sum(report.kept_by_split.values())
+    if kept == 0:
+        raise PreprocessError(
+            f"no usable items: all {report.read} items were skipped "
+            f"({report.to_dict()['skipped_by_reason']}); see the report for the list of files"
+        )
+    for split, count in report.kept_by_split.items():
+        if count == 0:
+            fix = f"raise preprocess.split.{split} (now {getattr(p.split, split)})" if split != "train" else (
+                "lower preprocess.split.val/test"
+            )
+            raise PreprocessError(
+                f"split {split!r} is empty ({kept} usable items of {report.read}); {fix} or add more data"
+            )
+
+
+def _manifest(
+    report: PreprocessReport,
+    histograms: dict[str, np.ndarray],
+    hashes: dict[str, Any],
+    data: DataParams,
+    p: PreprocessParams,
+    masks: MaskParams,
+) -> dict:
+    split_hashes = {s: h.hexdigest() for s, h in hashes.items()}
+    combined = hashlib.sha256("".join(split_hashes[s] for s in SPLITS).encode()).hexdigest()
+    return {
+        "counts": dict(report.kept_by_split),
+        "resolution": {"height": p.height, "width": p.width},
+        "label_histogram": {s: histograms[s].tolist() for s in SPLITS},
+        "inputs_sha256": {"all": combined, **split_hashes},
+        "skipped": len(report.skipped_files),
+        "params": {
+            "data": data.model_dump(mode="json"),
+            "preprocess": p.model_dump(mode="json"),
+            "masks": masks.model_dump(mode="json"),
+        },
+    }
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n")

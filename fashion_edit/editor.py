@@ -1,0 +1,343 @@
+"""One edit: a photo, a hole mask, optional sketch and colour strokes -> the edited photo.
+
+The same code serves the CLI (``fashion-edit edit``), the MLflow ``editor`` pyfunc, the benchmark
+and the evaluation's two-stage pass:
+
+1. inputs (arrays or image files) are read and checked at their own size;
+2. they are fitted to the resolution the networks were trained at, keeping the aspect ratio and
+   centre-padding with the border colour, as ``preprocess`` fits the training data;
+3. the segmenter parses the photo; the parser completes that parsing inside the hole from the
+   sketch, colour strokes and noise; the inpainter renders the hole following the completed parsing;
+4. the rendered region is scaled back to the input size and composited into the input: pixels
+   outside the hole are the input's, bit for bit.
+
+Input conventions (arrays are RGB; files are read with OpenCV, any format it reads):
+- image: H x W x 3 uint8 (a grey H x W image is repeated to RGB, an alpha channel is dropped);
+- mask, sketch: H x W (or H x W x C, channel maximum) uint8 or bool; a pixel is *on* (hole / line)
+  when it is >= 128, or > 0 for arrays holding only 0 and 1. Sketch lines are light on dark;
+- colour: H x W x 3 RGB, a stroke wherever a pixel is not black; or H x W x 4 RGBA, a stroke wherever
+  alpha > 0 (the way to draw black strokes).
+Sketch lines and colour strokes only count inside the hole (as in training).
+
+A saved editor ("bundle") is a folder: ``editor.json`` (format, resolution, the three architectures)
+and ``segmenter.pt``, ``parser.pt``, ``inpainter.pt`` state dicts (``torch.load(weights_only=True)``).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import cv2
+import numpy as np
+import torch
+
+from fashion_edit.config import InpainterNet, Params, ParserNet
+from fashion_edit.data.dataset import to_unit_range
+from fashion_edit.data.labels import BACKGROUND
+from fashion_edit.data.preprocess import border_colour
+from fashion_edit.networks import Batch, build_inpainter, build_parser, parser_input, run_inpainter
+from fashion_edit.segmenter import WEIGHTS_FILE as SEGMENTER_WEIGHTS, build_segmenter, load_segmenter, segment
+from fashion_edit.training.checkpoints import atomic_torch_save
+
+BUNDLE_FORMAT = "fashion-edit-editor/1"
+BUNDLE_MANIFEST = "editor.json"
+WEIGHT_FILES = {"segmenter": "segmenter.pt", "parser": "parser.pt", "inpainter": "inpainter.pt"}
+TRAINED_WEIGHTS = {"parser": "parser/generator.pt", "inpainter": "inpainter/generator.pt",
+                   "segmenter": f"segmenter/{SEGMENTER_WEIGHTS}"}  # under the pipeline's artifacts/
+MIN_SIDE = 8
+PictureSource = str | Path | np.ndarray
+
+
+class EditInputError(ValueError):
+    """An input of an edit is unusable (unreadable file, wrong size, empty mask, ...); says how to fix it."""
+
+
+class EditorModelError(RuntimeError):
+    """The editor's weights are missing or do not fit; says where they were looked for."""
+
+
+# ----------------------------------------------------------------------------- reading inputs
+def read_picture(source: PictureSource, name: str) -> np.ndarray:
+    """An input as a uint8 array (H, W) or (H, W, C) RGB(A); EditInputError naming ``name`` if unusable."""
+    if isinstance(source, np.ndarray):
+        picture = source
+        where = f"{name} array"
+    else:
+        path = Path(source)
+        where = f"{name} {path}"
+        if not path.is_file():
+            raise EditInputError(f"{where}: file not found")
+        picture = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if picture is None:
+            raise EditInputError(f"{where}: not an image file OpenCV can decode (use PNG or JPEG)")
+        if picture.ndim == 3:
+            picture = cv2.cvtColor(picture, cv2.COLOR_BGRA2RGBA if picture.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    if picture.dtype == np.bool_:
+        picture = picture.astype(np.uint8)
+    if picture.dtype != np.uint8:
+        raise EditInputError(f"{where}: pixels are {picture.dtype}, expected 8-bit (uint8 0-255); "
+                             "convert it, e.g. save it as an 8-bit PNG")
+    if picture.ndim not in (2, 3) or (picture.ndim == 3 and picture.shape[2] not in (1, 3, 4)):
+        raise EditInputError(f"{where}: shape {picture.shape}, expected H x W, H x W x 3 or H x W x 4")
+    if min(picture.shape[:2]) < MIN_SIDE:
+        raise EditInputError(f"{where}: {picture.shape[1]}x{picture.shape[0]} pixels is too small "
+                             f"(at least {MIN_SIDE} on each side)")
+    return picture
+
+
+def _as_rgb(picture: np.ndarray) -> np.ndarray:
+    if picture.ndim == 2:
+        return np.repeat(picture[..., None], 3, axis=2)
+    if picture.shape[2] == 1:
+        return np.repeat(picture, 3, axis=2)
+    return np.ascontiguousarray(picture[..., :3])
+
+
+def _binary(picture: np.ndarray) -> np.ndarray:
+    """On/off pixels of a mask-like picture (see the module docstring)."""
+    grey = picture if picture.ndim == 2 else picture[..., :3].max(axis=2)
+    return grey > 0 if grey.max() <= 1 else grey >= 128
+
+
+@dataclass(frozen=True)
+class EditInputs:
+    """Checked inputs at the input's size: image uint8 RGB, hole bool, sketch bool, colour uint8 RGB, strokes bool."""
+
+    image: np.ndarray
+    hole: np.ndarray
+    sketch: np.ndarray
+    colour: np.ndarray
+    strokes: np.ndarray
+
+    @classmethod
+    def read(cls, image: PictureSource, mask: PictureSource, sketch: PictureSource | None = None,
+             colour: PictureSource | None = None) -> "EditInputs":
+        rgb = _as_rgb(read_picture(image, "image"))
+        size = rgb.shape[:2]
+
+        def same_size(picture: np.ndarray, name: str) -> np.ndarray:
+            if picture.shape[:2] != size:
+                raise EditInputError(f"{name} is {picture.shape[1]}x{picture.shape[0]} pixels but the image is "
+                                     f"{size[1]}x{size[0]}: draw the {name} on a canvas of the image's size")
+            return picture
+
+        hole = _binary(same_size(read_picture(mask, "mask"), "mask"))
+        if not hole.any():
+            raise EditInputError("mask has no hole: paint the region to edit white (>= 128) on black")
+        if hole.all():
+            raise EditInputError("mask covers the whole image: leave some of the photo unmasked to edit from")
+        lines = np.zeros(size, bool) if sketch is None else _binary(same_size(read_picture(sketch, "sketch"), "sketch"))
+        if colour is None:
+            paint, strokes = np.zeros((*size, 3), np.uint8), np.zeros(size, bool)
+        else:
+            drawn = same_size(read_picture(colour, "colour"), "colour")
+            paint = _as_rgb(drawn)
+            strokes = drawn[..., 3] > 0 if drawn.ndim == 3 and drawn.shape[2] == 4 else paint.any(axis=2)
+        return cls(rgb, hole, lines & hole, paint, strokes & hole)
+
+
+# ----------------------------------------------------------------------------- geometry
+@dataclass(frozen=True)
+class Letterbox:
+    """Aspect-keeping resize of an input of size ``source`` into ``target`` with centre padding, and back."""
+
+    source: tuple[int, int]
+    target: tuple[int, int]
+
+    @property
+    def inner(self) -> tuple[int, int]:
+        (h, w), (th, tw) = self.source, self.target
+        scale = min(th / h, tw / w)
+        return max(1, min(th, round(h * scale))), max(1, min(tw, round(w * scale)))
+
+    @property
+    def offset(self) -> tuple[int, int]:
+        (ih, iw), (th, tw) = self.inner, self.target
+        return (th - ih) // 2, (tw - iw) // 2
+
+    def fit(self, picture: np.ndarray, interpolation: int, pad: Any = 0) -> np.ndarray:
+        """``picture`` (source size) resized into the target canvas filled with ``pad``."""
+        ih, iw = self.inner
+        resized = cv2.resize(picture, (iw, ih), interpolation=interpolation)
+        canvas = np.empty((*self.target, *picture.shape[2:]), picture.dtype)
+        canvas[...] = pad
+        top, left = self.offset
+        canvas[top:top + ih, left:left + iw] = resized.reshape(ih, iw, *picture.shape[2:])
+        return canvas
+
+    def unfit(self, picture: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`fit`: crop the padding, resize to the source size (bilinear)."""
+        (ih, iw), (top, left) = self.inner, self.offset
+        crop = picture[top:top + ih, left:left + iw]
+        return cv2.resize(crop, self.source[::-1], interpolation=cv2.INTER_LINEAR)
+
+
+def _shrink_interpolation(box: Letterbox) -> int:
+    """INTER_AREA when shrinking (no aliasing), bilinear when enlarging."""
+    return cv2.INTER_AREA if box.inner[0] < box.source[0] else cv2.INTER_LINEAR
+
+
+def _fit_binary(box: Letterbox, on: np.ndarray) -> np.ndarray:
+    """A bool map at model size; a pixel is on if any of its source pixels is (thin holes and lines survive)."""
+    return box.fit(on.astype(np.float32), cv2.INTER_AREA if box.inner[0] < box.source[0] else cv2.INTER_NEAREST) > 0
+
+
+# ----------------------------------------------------------------------------- networks
+@dataclass
+class EditorNetworks:
+    """The three networks of an edit, in eval mode, with the settings needed to rebuild them."""
+
+    segmenter: torch.nn.Module
+    parser: torch.nn.Module
+    inpainter: torch.nn.Module
+    segmenter_architecture: dict[str, int]
+    parser_net: ParserNet
+    inpainter_net: InpainterNet
+
+    def __post_init__(self) -> None:
+        for module in (self.segmenter, self.parser, self.inpainter):
+            module.eval().requires_grad_(False)
+
+    @classmethod
+    def from_artifacts(cls, params: Params, artifacts: Path) -> "EditorNetworks":
+        """The networks the pipeline trained (``artifacts/{parser,inpainter,segmenter}``), built from params."""
+        parser = _load_state(build_parser(params), artifacts / TRAINED_WEIGHTS["parser"], "dvc repro train_parser")
+        inpainter = _load_state(build_inpainter(params), artifacts / TRAINED_WEIGHTS["inpainter"],
+                                "dvc repro train_inpainter")
+        segmenter_file = artifacts / TRAINED_WEIGHTS["segmenter"]
+        segmenter = load_segmenter(segmenter_file)
+        architecture = torch.load(segmenter_file, map_location="cpu", weights_only=True)["architecture"]
+        return cls(segmenter, parser, inpainter, dict(architecture), params.parser, params.inpainter)
+
+
+def _load_state(module: torch.nn.Module, path: Path, how: str) -> torch.nn.Module:
+    if not path.is_file():
+        raise EditorModelError(f"weights not found: {path} (produce them with `{how}`)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        module.load_state_dict(state)
+    except Exception as exc:  # corrupt file or weights of another architecture
+        raise EditorModelError(f"{path} does not load into {type(module).__name__} ({type(exc).__name__}: "
+                               f"{str(exc)[:300]}); the params that built it must match (or rerun `{how}`)") from None
+    return module
+
+
+@dataclass(frozen=True)
+class TwoStageOutput:
+    predicted: torch.Tensor   # (B,H,W) the parser's argmax everywhere
+    completed: torch.Tensor   # (B,H,W) known parsing outside the hole, the parser's inside
+    image: torch.Tensor       # (B,3,H,W) in [-1,1], inpainter output composited into the input
+
+
+@torch.no_grad()
+def two_stage(networks: EditorNetworks, batch: Batch) -> TwoStageOutput:
+    """Parser then inpainter on a batch in the dataset's format (``batch["parsing"]`` = the known parsing)."""
+    predicted = networks.parser(parser_input(batch)).argmax(dim=1)
+    completed = torch.where(batch["mask"][:, 0] > 0, predicted, batch["parsing"])
+    _, composited = run_inpainter(networks.inpainter, batch, completed)
+    return TwoStageOutput(predicted, completed, composited.clamp(-1, 1))
+
+
+def known_foreground(batch: Batch) -> torch.Tensor:
+    """M' = (1 - M) * [parsing != background] (DESIGN 3.2) for a batch whose parsing was just predicted."""
+    return (1 - batch["mask"]) * (batch["parsing"] != BACKGROUND)[:, None].float()
+
+
+# ----------------------------------------------------------------------------- the editor
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(array))[None]
+
+
+@dataclass(frozen=True)
+class EditResult:
+    image: np.ndarray     # (H, W, 3) uint8 RGB at the input's size
+    parsing: np.ndarray   # (h, w) uint8 completed LIP-20 parsing at the model's resolution
+
+
+class Editor:
+    """Edits photos with trained networks at their training resolution ``size`` = (height, width)."""
+
+    def __init__(self, networks: EditorNetworks, size: tuple[int, int]) -> None:
+        self.networks, self.size = networks, (int(size[0]), int(size[1]))
+
+    def edit(self, image: PictureSource, mask: PictureSource, sketch: PictureSource | None = None,
+             colour: PictureSource | None = None, seed: int = 0) -> np.ndarray:
+        """The edited image (H, W, 3) uint8 RGB; ``seed`` fixes the noise inside the hole."""
+        return self.run(EditInputs.read(image, mask, sketch, colour), seed).image
+
+    def run(self, inputs: EditInputs, seed: int = 0) -> EditResult:
+        box = Letterbox(inputs.image.shape[:2], self.size)
+        batch = self._batch(inputs, box, seed)
+        with torch.inference_mode():
+            batch["parsing"] = segment(self.networks.segmenter, batch["image"])
+            batch["known_fg"] = known_foreground(batch)
+            out = two_stage(self.networks, batch)
+        rendered = ((out.image[0].permute(1, 2, 0).numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
+        edited = np.where(inputs.hole[..., None], box.unfit(rendered), inputs.image)
+        return EditResult(edited, out.completed[0].numpy().astype(np.uint8))
+
+    def _batch(self, inputs: EditInputs, box: Letterbox, seed: int) -> Batch:
+        """The dataset's item format (DESIGN 3.2) at model resolution, batch of one."""
+        image = box.fit(inputs.image, _shrink_interpolation(box), border_colour(inputs.image))
+        hole = _fit_binary(box, inputs.hole)
+        sketch = _fit_binary(box, inputs.sketch) & hole
+        strokes = box.fit(inputs.strokes.astype(np.uint8), cv2.INTER_NEAREST) > 0
+        colour = box.fit(inputs.colour, cv2.INTER_NEAREST)
+        mask = hole.astype(np.float32)[None]
+        noise = torch.randn((1, 1, *self.size), generator=torch.Generator().manual_seed(seed)) * _tensor(mask)
+        return {
+            "image": _tensor(to_unit_range(image)),
+            "mask": _tensor(mask),
+            "sketch": _tensor(sketch.astype(np.float32)[None]),
+            "colour": _tensor(to_unit_range(colour) * (strokes & hole)[None]),
+            "noise": noise,
+        }
+
+    # ------------------------------------------------------------------ bundle
+    def save(self, folder: Path) -> Path:
+        """Write the bundle (editor.json + three state dicts) to ``folder``."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, file in WEIGHT_FILES.items():
+            module = getattr(self.networks, name)
+            atomic_torch_save({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
+                              folder / file)
+        manifest = {"format": BUNDLE_FORMAT, "height": self.size[0], "width": self.size[1],
+                    "segmenter": self.networks.segmenter_architecture,
+                    "parser": self.networks.parser_net.model_dump(mode="json"),
+                    "inpainter": self.networks.inpainter_net.model_dump(mode="json")}
+        (folder / BUNDLE_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Editor":
+        """The editor saved in ``folder``; EditorModelError saying what is missing or wrong."""
+        folder = Path(folder)
+        manifest_path = folder / BUNDLE_MANIFEST
+        if not manifest_path.is_file():
+            raise EditorModelError(f"no editor model in {folder} ({BUNDLE_MANIFEST} not found): pass a folder written "
+                                   "by the register stage (artifacts/editor) or Editor.save")
+        manifest = _read_manifest(manifest_path)
+        try:
+            parser_net, inpainter_net = ParserNet(**manifest["parser"]), InpainterNet(**manifest["inpainter"])
+            architecture = dict(manifest["segmenter"])
+            size = (int(manifest["height"]), int(manifest["width"]))
+            modules = {"segmenter": build_segmenter(architecture), "parser": build_parser(parser_net),
+                       "inpainter": build_inpainter(inpainter_net)}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise EditorModelError(f"{manifest_path}: invalid editor description ({exc})") from None
+        for name, module in modules.items():
+            _load_state(module, folder / WEIGHT_FILES[name], "dvc repro register")
+        return cls(EditorNetworks(modules["segmenter"], modules["parser"], modules["inpainter"], architecture,
+                                  parser_net, inpainter_net), size)
+
+
+def _read_manifest(path: Path) -> Mapping[str, Any]:
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EditorModelError(f"{path}: unreadable editor description ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+        raise EditorModelError(f"{path}: not an editor bundle of this project (expected format {BUNDLE_FORMAT!r})")
+    return manifest

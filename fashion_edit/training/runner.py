@@ -1,0 +1,262 @@
+"""Everything a training stage does around the GAN loop, shared by the parser and the inpainter.
+
+Order (each step can fail with a clear message before the next starts):
+tracking probe + run -> seeds -> networks + optimisers -> matching checkpoint (resume) ->
+DDP wrap -> data stream -> loop with hooks -> final checkpoint -> exported weights, curves,
+sample grid, metrics -> MLflow artifacts.
+
+Outputs (``<name>`` = parser | inpainter, ``<stage>`` = train_<name>):
+- ``checkpoints/<name>/checkpoint.pt``  full training state (DVC ``persist: true``);
+- ``artifacts/<name>/generator.pt``     the generator's state_dict (weights only) for later stages;
+- ``artifacts/<name>/info.json``        steps, identity, params hash, MLflow run id, final losses;
+- ``reports/<stage>/losses.csv|.png``   training curves (DVC plots);
+- ``reports/<stage>/samples.png``       a sample grid on fixed validation edits;
+- ``reports/<stage>/metrics.json``      final losses (moving average) and throughput (DVC metrics).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from fashion_edit.config import Params, TrainParams
+from fashion_edit.data.dataset import EditingDataset
+from fashion_edit.data.store import open_split
+from fashion_edit.tracking import NullRun, mark_run_killed, params_hash, start_stage_run
+from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint, atomic_torch_save,
+                                               load_matching_checkpoint, save_checkpoint)
+from fashion_edit.training.curves import LossHistory, plot_png, write_csv
+from fashion_edit.training.distributed import DistContext, ranks_in_sync
+from fashion_edit.training.hooks import CheckpointHook, ProgressHook, TrackingHook
+from fashion_edit.training.loop import GanTask, LoopSchedule, LoopState, batch_stream, run_gan_loop, to_device
+from fashion_edit.visualize import save_png
+
+log = logging.getLogger(__name__)
+
+# train-section keys that do not change the trained weights: editing them keeps the checkpoint.
+# ``steps`` is among them because nothing depends on the total (no LR schedule) and batch k is
+# fixed by k: training 300 steps then 200 more equals training 500.
+_NON_RESULT_KEYS = frozenset({"steps", "checkpoint_every", "sample_every", "log_every", "num_workers",
+                              "distributed", "nproc_per_node"})
+SAMPLE_ITEMS = 4
+
+
+@dataclass(frozen=True)
+class TrainPaths:
+    prepared: Path
+    checkpoints: Path
+    artifacts: Path
+    reports: Path
+    repo_root: Path
+
+    @classmethod
+    def default(cls, repo_root: Path, name: str) -> "TrainPaths":
+        """The layout dvc.yaml declares, relative to the repository root."""
+        return cls(prepared=repo_root / "data" / "prepared", checkpoints=repo_root / "checkpoints" / name,
+                   artifacts=repo_root / "artifacts" / name, reports=repo_root / "reports" / f"train_{name}",
+                   repo_root=repo_root)
+
+
+@dataclass(frozen=True)
+class TrainerSpec:
+    """What differs between the parser and the inpainter trainers."""
+
+    name: str                                  # parser | inpainter
+    sections: tuple[str, ...]                  # params sections the stage reads (dvc.yaml, params hash)
+    train: Callable[[Params], TrainParams]     # its training section
+    build: Callable[[Params, torch.device], tuple[torch.nn.Module, torch.nn.Module]]   # (G, D)
+    task: Callable[[Params, torch.nn.Module, torch.nn.Module, torch.nn.Module], GanTask]
+    # ^ (params, G as trained (maybe DDP), D plain, D as trained (maybe DDP)) -> task
+
+    @property
+    def stage(self) -> str:
+        return f"train_{self.name}"
+
+
+@dataclass
+class TrainOutcome:
+    steps: int
+    resumed_from: int | None
+    history: LossHistory
+    run_id: str | None
+    generator: torch.nn.Module
+    discriminator: torch.nn.Module
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def checkpoint_identity(params: Params, spec: TrainerSpec, manifest_bytes: bytes, world_size: int) -> str:
+    """Hash of what decides the trained weights: result-relevant params, the prepared data, processes."""
+    data = params.model_dump(mode="json")
+    relevant = {s: data[s] for s in spec.sections if s not in ("mlflow",)}
+    train_section = spec.stage
+    relevant[train_section] = {k: v for k, v in data[train_section].items() if k not in _NON_RESULT_KEYS}
+    payload = json.dumps({"params": relevant, "world_size": world_size,
+                          "data": hashlib.sha256(manifest_bytes).hexdigest()}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _read_manifest_bytes(prepared: Path) -> bytes:
+    path = prepared / "manifest.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing prepared-data manifest (run `dvc repro preprocess`)")
+    return path.read_bytes()
+
+
+def _sample_dataset(prepared: Path, params: Params, seed: int) -> EditingDataset:
+    """Fixed validation edits for the final grid; the training split if there is no validation data."""
+    val = open_split(prepared / "val")
+    if len(val):
+        return EditingDataset(val, params.masks, seed=seed, fixed_masks=True)
+    return EditingDataset(open_split(prepared / "train"), params.masks, seed=seed, fixed_masks=False)
+
+
+def _sample_batch(dataset: EditingDataset, ctx: DistContext, channels_last: bool) -> dict[str, torch.Tensor]:
+    items = [dataset[i] for i in range(min(SAMPLE_ITEMS, len(dataset)))]
+    batch = {k: torch.stack([item[k] for item in items]) for k in items[0]}
+    return to_device(batch, ctx.device, channels_last)
+
+
+def _final_grid(task: GanTask, batch: dict[str, torch.Tensor], generator: torch.nn.Module) -> np.ndarray:
+    generator.eval()
+    try:
+        with torch.no_grad():
+            return task.sample_grid(batch, task.generate(batch))
+    finally:
+        generator.train()
+
+
+def _final_metrics(history: LossHistory, images_per_s: float, steps: int) -> dict[str, float]:
+    """Moving average of each loss over the last 10 % of steps (a single GAN step is noise)."""
+    tail = max(1, len(history) // 10)
+    out: dict[str, float] = {"steps": float(steps), "images_per_s": round(images_per_s, 3)}
+    for name in history.columns:
+        values = history.column(name)[-tail:]
+        out[name.replace("/", "_")] = float(np.mean(values)) if values else float("nan")
+    return out
+
+
+def _wrap(module: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
+    if not ctx.enabled:
+        return module
+    return DistributedDataParallel(module, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+
+
+def _adam(module: torch.nn.Module, lr: float, t: TrainParams) -> torch.optim.Adam:
+    return torch.optim.Adam(module.parameters(), lr=lr, betas=(t.beta1, t.beta2))
+
+
+def train(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: DistContext,
+          hooks: Sequence[Any] = ()) -> TrainOutcome:
+    """Run (or resume) one training stage end to end; outputs are written by rank 0."""
+    t = spec.train(params)
+    run = start_stage_run(params, spec.stage, spec.sections, paths.repo_root, is_main=ctx.is_main,
+                          extra_tags={"world_size": ctx.world_size})
+    try:
+        outcome = _train_with_run(params, spec, paths, ctx, t, run, hooks)
+    except KeyboardInterrupt:
+        run.end("KILLED")
+        raise
+    except BaseException as exc:
+        run.set_tags({"failure": f"{type(exc).__name__}: {exc}"[:5000]})
+        run.end("FAILED")
+        raise
+    run.end("FINISHED")
+    return outcome
+
+
+def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: DistContext, t: TrainParams,
+                    run: NullRun, extra_hooks: Sequence[Any]) -> TrainOutcome:
+    seed_everything(t.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+    generator, discriminator = spec.build(params, ctx.device)
+    if t.channels_last:
+        generator, discriminator = (m.to(memory_format=torch.channels_last) for m in (generator, discriminator))
+    opt_g, opt_d = _adam(generator, t.lr_g, t), _adam(discriminator, t.lr_d, t)
+    modules = {"generator": generator, "discriminator": discriminator}
+    optimizers = {"generator": opt_g, "discriminator": opt_d}
+
+    identity = checkpoint_identity(params, spec, _read_manifest_bytes(paths.prepared), ctx.world_size)
+    checkpoint_path = paths.checkpoints / CHECKPOINT_FILE
+    state, why = load_matching_checkpoint(checkpoint_path, identity)
+    if state is not None and state["step"] > t.steps:
+        state, why = None, (f"checkpoint {checkpoint_path} is at step {state['step']}, beyond "
+                            f"{spec.stage}.steps={t.steps}: training from scratch")
+    history, start_step = LossHistory(), 0
+    if state is not None:
+        start_step = apply_checkpoint(state, modules, optimizers)
+        history = LossHistory.from_state(state["history"])
+        history.truncate(start_step)
+        previous_run = state["extra"].get("mlflow_run_id")
+        if ctx.is_main and previous_run and previous_run != run.run_id:
+            mark_run_killed(params, paths.repo_root, previous_run)
+        run.set_tags({"resumed_from_step": start_step, "resumed_from_run": previous_run or ""})
+    if ctx.rank > 0:
+        seed_everything(t.seed + 1000 * ctx.rank + start_step)  # per-rank streams (rank 0 keeps the restored one)
+    if ctx.is_main:
+        log.info("%s: %s", spec.stage, why)
+
+    def save(step: int) -> None:
+        save_checkpoint(checkpoint_path, step=step, identity=identity, modules=modules, optimizers=optimizers,
+                        history=history.to_state(), extra={"mlflow_run_id": run.run_id or "",
+                                                           "world_size": ctx.world_size})
+
+    g_train, d_train = _wrap(generator, ctx), _wrap(discriminator, ctx)
+    task = spec.task(params, g_train, discriminator, d_train)
+    dataset = EditingDataset(open_split(paths.prepared / "train"), params.masks, seed=t.seed, fixed_masks=False)
+    batches = batch_stream(dataset, t.batch_size, t.seed, start_step, ctx, t.num_workers)
+    loop_state = LoopState(step=start_step, total_steps=t.steps, history=history,
+                           last_checkpoint_step=start_step if state is not None else None)
+    hooks = [ProgressHook(spec.stage, t.log_every), TrackingHook(run, t.log_every),
+             CheckpointHook(save, t.checkpoint_every, checkpoint_path), *extra_hooks]
+    schedule = LoopSchedule(steps=t.steps, sample_every=t.sample_every, log_every=t.log_every)
+    run_gan_loop(task, batches, opt_g, opt_d, loop_state, schedule, ctx, hooks, t.channels_last)
+
+    if not ranks_in_sync(generator, ctx) or not ranks_in_sync(discriminator, ctx):
+        raise RuntimeError(f"{spec.stage}: parameters differ between ranks after training (DDP out of sync)")
+    if ctx.is_main:
+        if loop_state.last_checkpoint_step != t.steps:
+            save(t.steps)  # e.g. resumed at the final step: the file already exists, rewrite for the run id
+        _write_outputs(params, spec, paths, ctx, task, generator, loop_state, identity, run, t)
+    return TrainOutcome(steps=loop_state.step, resumed_from=start_step if state is not None else None,
+                        history=history, run_id=run.run_id, generator=generator, discriminator=discriminator)
+
+
+def _write_outputs(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: DistContext, task: GanTask,
+                   generator: torch.nn.Module, loop_state: LoopState, identity: str, run: NullRun,
+                   t: TrainParams) -> None:
+    history = loop_state.history
+    weights = paths.artifacts / "generator.pt"
+    atomic_torch_save({k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}, weights)
+    metrics = _final_metrics(history, loop_state.images_per_s, loop_state.step)
+    info = {"stage": spec.stage, "steps": loop_state.step, "identity": identity,
+            "params_hash": params_hash(params, spec.sections), "mlflow_run_id": run.run_id,
+            "world_size": ctx.world_size, "final_losses": metrics}
+    (paths.artifacts / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+
+    paths.reports.mkdir(parents=True, exist_ok=True)
+    write_csv(history, paths.reports / "losses.csv")
+    plot_png(history, paths.reports / "losses.png", title=f"{spec.stage} losses")
+    (paths.reports / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    grid = _final_grid(task, _sample_batch(_sample_dataset(paths.prepared, params, t.seed), ctx, t.channels_last),
+                       generator)
+    save_png(grid, paths.reports / "samples.png")
+
+    run.log_image(grid, artifact_file="samples/final_validation.png")
+    run.log_metrics({f"final/{k}": v for k, v in metrics.items()}, step=loop_state.step)
+    run.log_artifact(paths.checkpoints / CHECKPOINT_FILE, "checkpoint")
+    run.log_artifact(weights, "weights")
+    run.log_artifact(paths.reports / "losses.png", "curves")
+    run.log_artifact(paths.reports / "losses.csv", "curves")

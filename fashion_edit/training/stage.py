@@ -1,0 +1,54 @@
+"""Entry point shared by the training stages: launch mode, process group, training, error reporting.
+
+``python -m stages.train_<name>`` with ``train_<name>.distributed: false`` trains in this process.
+With ``distributed: true`` it re-runs itself under ``torchrun --standalone --nproc_per_node N``
+(N = ``nproc_per_node``, or one per GPU), unless it already runs under torchrun or another
+launcher that sets RANK/LOCAL_RANK/WORLD_SIZE (multi-node: run the same module under the cluster's launcher).
+"""
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fashion_edit.config import ParamsError, load_params
+from fashion_edit.data.store import StoreError
+from fashion_edit.pretrained import WeightsError
+from fashion_edit.tracking import TrackingError
+from fashion_edit.training.checkpoints import CheckpointError
+from fashion_edit.training.distributed import (DistributedSetupError, default_nproc, launched_by_torchrun,
+                                               setup_distributed, teardown_distributed, torchrun_command)
+from fashion_edit.training.loop import NonFiniteLossError
+from fashion_edit.training.runner import TrainerSpec, TrainPaths, train
+
+# errors whose message already says what went wrong and what to do: no traceback
+EXPECTED_ERRORS = (ParamsError, StoreError, WeightsError, TrackingError, CheckpointError, DistributedSetupError,
+                   NonFiniteLossError, FileNotFoundError)
+
+
+def run_training_stage(spec: TrainerSpec, params_path: Path, module: str, argv: list[str]) -> int:
+    """Train ``spec`` with the params at ``params_path``; returns the process exit code."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    started = time.perf_counter()
+    try:
+        params = load_params(params_path)
+        t = spec.train(params)
+        if t.distributed and not launched_by_torchrun():
+            command = torchrun_command(module, argv, t.nproc_per_node or default_nproc())
+            print(f"{spec.stage}: launching {' '.join(command[1:])}", file=sys.stderr)
+            return subprocess.call(command)
+        ctx = setup_distributed(t.distributed, spec.stage)
+        try:
+            outcome = train(params, spec, TrainPaths.default(params_path.resolve().parent, spec.name), ctx)
+        finally:
+            teardown_distributed()
+    except EXPECTED_ERRORS as exc:
+        print(f"{spec.stage}: error: {exc}", file=sys.stderr)
+        return 1
+    if ctx.is_main:
+        resumed = f" (resumed at step {outcome.resumed_from})" if outcome.resumed_from is not None else ""
+        print(f"{spec.stage}: {outcome.steps} steps{resumed} in {time.perf_counter() - started:.1f} s on "
+              f"{ctx.world_size} process(es); MLflow run {outcome.run_id}")
+    return 0

@@ -1,0 +1,357 @@
+"""Scheduled retraining: DVC pipeline run -> metrics -> champion/challenger gate -> promotion.
+
+Steps (serial: DVC allows one command per checkout):
+(optional) ``dvc pull`` -> ``dvc exp run -n <name> -S ...`` (or ``dvc repro``) -> read
+``reports/metrics/evaluate.json`` -> compare the registry's ``candidate`` of ``editor`` with
+its ``champion`` (:func:`fashion_edit.registry.promotion_decision`, thresholds in
+``params.yaml`` ``registry``) -> move ``champion`` on ``parser``/``inpainter``/``editor`` or
+not, with the reason -> (optional) ``dvc push``.
+
+The experiment name is exported as ``FASHION_EDIT_PIPELINE_RUN``, so it is also the MLflow
+parent run of every stage run and the ``pipeline.run`` tag of the registered versions.
+DVC steps never use Prefect result caching: DVC's own cache decides what reruns.
+
+Commands (from the repository root)::
+
+    python -m flows.retrain run [-S train_inpainter.steps=600] [--push]   # one run now
+    python -m flows.retrain serve [--cron "0 3 * * 1"]                    # local weekly schedule
+    prefect deployment run 'fashion-edit-retrain/retrain-local'           # trigger the served one now
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from fashion_edit import dvc_runner
+from fashion_edit.config import Params, ParamsError, RegisterParams, load_params
+from fashion_edit.tracking import ENV_PIPELINE_RUN, probe_tracking_server, resolve_tracking_uri
+
+DEFAULT_CRON = "0 3 * * 1"  # Mondays 03:00 (server time zone); prefect.yaml uses the same
+FLOW_NAME = "fashion-edit-retrain"
+LOCAL_DEPLOYMENT = "retrain-local"
+METRICS_FILE = "reports/metrics/evaluate.json"
+# I/O against remotes and the registry fails transiently; training does not (it resumes instead)
+IO_RETRIES = 3
+IO_RETRY_DELAYS = [10, 60, 180]
+TIMEOUT_GRACE_S = 120
+
+
+@dataclass
+class RetrainResult:
+    """What one flow run did; also published as the flow run's markdown artifact."""
+
+    experiment: str
+    mode: str
+    metrics: dict[str, Any]
+    candidate_versions: dict[str, str]
+    champion_versions: dict[str, str | None]
+    promoted: bool
+    reason: str
+    new_version: bool
+    pulled: bool
+    pushed: bool
+    tracking_uri: str
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GateOutcome:
+    candidate_versions: dict[str, str]
+    champion_versions: dict[str, str | None]
+    promote: bool
+    reason: str
+    new_version: bool
+    notes: list[str]
+
+
+# --------------------------------------------------------------------------- pure helpers
+def experiment_name(now: datetime | None = None, run_id: str | None = None) -> str:
+    """``retrain-YYYYmmdd-HHMMSS-<flow run id prefix>``: a valid git ref, unique per flow run."""
+    now = now or datetime.now(timezone.utc)
+    suffix = (run_id or "local").replace("-", "")[:8]
+    return f"retrain-{now:%Y%m%d-%H%M%S}-{suffix}"
+
+
+def collect_overrides(overrides: list[str] | None, data_source: str | None, data_root: str | None) -> list[str]:
+    """The ``-S`` list: the user's overrides plus the data-source shortcuts."""
+    items = list(overrides or [])
+    if data_source:
+        items.append(f"data.source={data_source}")
+    if data_root:
+        items.append(f"data.root={data_root}")
+    dvc_runner.set_args(items)  # malformed items fail here, before anything runs
+    return items
+
+
+def params_with_overrides(params: Params, overrides: list[str]) -> Params:
+    """Validate overrides against the typed params before a long run (DVC would only fail mid-pipeline)."""
+    import yaml  # values only: `-S` parses each value as YAML, as DVC does
+
+    data = params.model_dump(mode="python")
+    for item in overrides:
+        key, _, raw = item.partition("=")
+        key = key.split(":", 1)[-1]  # `params.yaml:key=value` form
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ParamsError(f"override {item!r}: {part!r} is not a params.yaml section")
+            node = node[part]
+        node[parts[-1]] = yaml.safe_load(raw)
+    try:
+        return Params.model_validate(data)
+    except Exception as exc:  # pydantic's message names the key
+        raise ParamsError(f"overrides {overrides}: invalid params: {exc}") from None
+
+
+def read_metrics_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: evaluation metrics missing after the pipeline run; "
+                                "check that dvc.yaml's evaluate stage writes it (`dvc repro evaluate`)")
+    try:
+        metrics = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{path}: expected a JSON object of metrics, got {type(metrics).__name__}")
+    return metrics
+
+
+def gate_candidates(client: Any, gates: RegisterParams, run_name: str | None) -> GateOutcome:
+    """Decide on the ``editor`` candidate; promote the parser/inpainter candidates of the same run."""
+    from fashion_edit import registry
+
+    notes: list[str] = []
+    gate = registry.version_by_alias(client, registry.GATE_MODEL, registry.CANDIDATE)
+    champions = {}
+    for name in registry.MODEL_NAMES:
+        champion = registry.version_by_alias(client, name, registry.CHAMPION)
+        champions[name] = None if champion is None else str(champion.version)
+    if gate is None:
+        return GateOutcome({}, champions, False, f"no '{registry.CANDIDATE}' version of model "
+                           f"'{registry.GATE_MODEL}' in the registry: the pipeline registered nothing "
+                           "(does dvc.yaml have the register stage?)", False, notes)
+    candidates = {registry.GATE_MODEL: str(gate.version)}
+    for name in registry.MODEL_NAMES:
+        if name == registry.GATE_MODEL:
+            continue
+        version = registry.version_by_alias(client, name, registry.CANDIDATE)
+        if version is not None and registry.same_pipeline_run(version, gate):
+            candidates[name] = str(version.version)
+        else:
+            notes.append(f"model '{name}': no candidate from the same pipeline run as editor v{gate.version}; "
+                         "its champion is left as is")
+    produced_by = (gate.tags or {}).get("pipeline.run", "")
+    new_version = run_name is None or produced_by == run_name
+    if not new_version:
+        notes.append(f"editor v{gate.version} was registered by pipeline run {produced_by!r}, not this one: "
+                     "the pipeline's outputs were up to date, so no new version was made")
+    if champions[registry.GATE_MODEL] == str(gate.version):
+        return GateOutcome(candidates, champions, False,
+                           f"editor v{gate.version} is already the champion", new_version, notes)
+    decision = registry.promotion_decision(registry.version_metrics(gate),
+                                           registry.champion_metrics(client, registry.GATE_MODEL), gates)
+    return GateOutcome(candidates, champions, decision.promote, decision.reason, new_version, notes)
+
+
+def summary_markdown(result: RetrainResult) -> str:
+    verdict = "promoted to champion" if result.promoted else "not promoted"
+    metrics = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, (int, float)) and not isinstance(v, bool)
+                        and math.isfinite(v) else f"| {k} | {v} |" for k, v in result.metrics.items())
+    versions = ", ".join(f"{k} v{v}" for k, v in result.candidate_versions.items()) or "none"
+    champions = ", ".join(f"{k} v{v}" if v else f"{k} –" for k, v in result.champion_versions.items())
+    notes = "".join(f"- {n}\n" for n in result.notes)
+    return (f"# Retraining `{result.experiment}`: {verdict}\n\n**Why:** {result.reason}\n\n"
+            f"- candidates: {versions}\n- champions now: {champions}\n- mode: `{result.mode}`, "
+            f"pulled: {result.pulled}, pushed: {result.pushed}, {result.seconds:.0f} s\n"
+            f"- MLflow: `{result.tracking_uri}`\n{notes}\n| metric | value |\n|---|---|\n{metrics}\n")
+
+
+# ---------------------------------------------------------------------------------- tasks
+def _log_lines():
+    logger = get_run_logger()
+    return logger.info
+
+
+@task(name="dvc-pull", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
+      cache_policy=NO_CACHE, persist_result=False)
+def dvc_pull(repo: Path, remote: str | None) -> None:
+    dvc_runner.pull(repo, remote, on_line=_log_lines())
+
+
+@task(name="dvc-reproduce", retries=0, cache_policy=NO_CACHE, persist_result=False)
+def dvc_reproduce(repo: Path, mode: str, name: str, overrides: list[str], force: bool,
+                  timeout_s: float) -> float:
+    """Run the pipeline; the subprocess is stopped at ``timeout_s`` (checkpoints let the next run resume)."""
+    env = {ENV_PIPELINE_RUN: name}
+    log = _log_lines()
+    if mode == "exp":
+        result = dvc_runner.exp_run(repo, name, overrides, force=force, env=env, timeout=timeout_s, on_line=log)
+    else:
+        result = dvc_runner.repro(repo, force=force, env=env, timeout=timeout_s, on_line=log)
+    return result.seconds
+
+
+@task(name="read-metrics", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
+def read_metrics(path: Path) -> dict[str, Any]:
+    return read_metrics_file(path)
+
+
+@task(name="check-tracking-server", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
+      cache_policy=NO_CACHE, persist_result=False)
+def check_tracking_server(uri: str) -> None:
+    probe_tracking_server(uri)
+
+
+@task(name="champion-challenger-gate", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
+      cache_policy=NO_CACHE, persist_result=False)
+def gate(tracking_uri: str, gates: RegisterParams, run_name: str | None) -> GateOutcome:
+    from mlflow import MlflowClient
+
+    return gate_candidates(MlflowClient(tracking_uri), gates, run_name)
+
+
+@task(name="promote-champion", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
+      cache_policy=NO_CACHE, persist_result=False)
+def promote_candidates(tracking_uri: str, candidates: dict[str, str], reason: str) -> dict[str, str]:
+    from mlflow import MlflowClient
+
+    from fashion_edit import registry
+
+    client = MlflowClient(tracking_uri)
+    return {name: str(registry.promote(client, name, version, reason).version)
+            for name, version in candidates.items()}
+
+
+@task(name="dvc-push", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
+      cache_policy=NO_CACHE, persist_result=False)
+def dvc_push(repo: Path, remote: str | None) -> None:
+    dvc_runner.push(repo, remote, on_line=_log_lines())
+
+
+# ----------------------------------------------------------------------------------- flow
+@flow(name=FLOW_NAME, log_prints=True, persist_result=False)
+def retrain(
+    overrides: list[str] | None = None,
+    data_source: str | None = None,
+    data_root: str | None = None,
+    pull: bool = False,
+    push: bool = False,
+    remote: str | None = None,
+    mode: Literal["exp", "repro"] = "exp",
+    experiment: str | None = None,
+    force: bool = False,
+    promote: bool = True,
+    training_timeout_hours: float = 24.0,
+    repo: str = ".",
+) -> RetrainResult:
+    """Retrain with DVC, gate the new candidate against the champion, promote it or say why not.
+
+    overrides: ``-S`` params overrides (``key=value``; ``mode="exp"`` only).
+    data_source / data_root: shortcuts for ``data.source=`` / ``data.root=`` overrides.
+    pull / push / remote: ``dvc pull`` before and ``dvc push`` after, against ``remote``.
+    mode: ``exp`` = ``dvc exp run -n <experiment>`` (results applied to the workspace);
+    ``repro`` = plain ``dvc repro`` (no overrides).
+    promote: False = decide and report only.
+    """
+    started = time.monotonic()
+    logger = get_run_logger()
+    root = dvc_runner.require_dvc_repo(Path(repo))
+    items = collect_overrides(overrides, data_source, data_root)
+    if mode == "repro" and items:
+        raise ValueError(f"overrides {items} need mode='exp' (`dvc repro` cannot set params); "
+                         "commit the params change or use mode='exp'")
+    params_with_overrides(load_params(root / "params.yaml"), items)
+    name = dvc_runner.check_experiment_name(experiment or experiment_name(run_id=flow_run.get_id()))
+    logger.info("pipeline run %s in %s (mode=%s, overrides=%s)", name, root, mode, items)
+
+    if pull:
+        dvc_pull(root, remote)
+    timeout_s = training_timeout_hours * 3600
+    dvc_reproduce.with_options(timeout_seconds=timeout_s + TIMEOUT_GRACE_S)(root, mode, name, items, force, timeout_s)
+
+    params = load_params(root / "params.yaml")  # `dvc exp run -S` applied the overrides to the file
+    tracking_uri = resolve_tracking_uri(params.mlflow, root)
+    metrics = read_metrics(root / METRICS_FILE)
+    check_tracking_server(tracking_uri)
+    outcome = gate(tracking_uri, params.registry, name)
+    champions = dict(outcome.champion_versions)
+    promoted = False
+    if outcome.promote and promote:
+        champions.update(promote_candidates(tracking_uri, outcome.candidate_versions, outcome.reason))
+        promoted = True
+    reason = outcome.reason if promote or not outcome.promote else f"dry run (promote=False): {outcome.reason}"
+    logger.info("%s: %s", "PROMOTED" if promoted else "not promoted", reason)
+
+    if push:
+        dvc_push(root, remote)
+    result = RetrainResult(experiment=name, mode=mode, metrics=metrics, candidate_versions=outcome.candidate_versions,
+                           champion_versions=champions, promoted=promoted, reason=reason,
+                           new_version=outcome.new_version, pulled=pull, pushed=push, tracking_uri=tracking_uri,
+                           seconds=time.monotonic() - started, notes=outcome.notes)
+    create_markdown_artifact(summary_markdown(result), key="retrain-result",
+                             description=f"retraining {name}: {'promoted' if promoted else 'not promoted'}")
+    return result
+
+
+# ------------------------------------------------------------------------------------ CLI
+def _key_values(items: list[str]) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--param {item!r}: expected NAME=VALUE (VALUE is JSON, or a plain string)")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m flows.retrain", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the retraining flow once, now, in this process")
+    run.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--data-source")
+    run.add_argument("--data-root")
+    run.add_argument("--pull", action="store_true")
+    run.add_argument("--push", action="store_true")
+    run.add_argument("--remote")
+    run.add_argument("--mode", choices=["exp", "repro"], default="exp")
+    run.add_argument("--experiment")
+    run.add_argument("--force", action="store_true")
+    run.add_argument("--no-promote", dest="promote", action="store_false")
+    run.add_argument("--repo", default=".")
+    serve = sub.add_parser("serve", help="serve the flow on a cron schedule (needs `prefect server start`)")
+    serve.add_argument("--cron", default=DEFAULT_CRON, help=f"cron schedule (default {DEFAULT_CRON!r})")
+    serve.add_argument("--name", default=LOCAL_DEPLOYMENT)
+    serve.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                       help="flow parameter default, e.g. --param push=true --param 'overrides=[\"a.b=1\"]'")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        retrain.serve(name=args.name, cron=args.cron, parameters=_key_values(args.param),
+                      description="Weekly retraining: dvc exp run, champion/challenger gate, promotion.")
+        return 0
+    result = retrain(overrides=args.overrides, data_source=args.data_source, data_root=args.data_root,
+                     pull=args.pull, push=args.push, remote=args.remote, mode=args.mode,
+                     experiment=args.experiment, force=args.force, promote=args.promote, repo=args.repo)
+    print(json.dumps(asdict(result), indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""DVC stage `evaluate`: the trained editor on the test split, beside the Telea and mean-fill baselines.
+
+    python -m stages.evaluate [--params params.yaml]
+
+Reads data/prepared/test and artifacts/{parser,inpainter,segmenter}; writes
+reports/metrics/evaluate.json (DVC metrics), reports/evaluate.md (the table),
+reports/evaluate/samples.png (DVC plot: input, sketch + colour, completed parsing, output, ground
+truth for evaluate.grid_items fixed test items) and one MLflow run. The metrics are documented in
+fashion_edit/evaluation.py.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fashion_edit.config import ParamsError, load_params
+from fashion_edit.data.store import StoreError
+from fashion_edit.editor import EditorModelError
+from fashion_edit.evaluation import EvaluatePaths, EvaluationError, run_evaluation
+from fashion_edit.pretrained import WeightsError
+from fashion_edit.segmenter import SegmenterError
+from fashion_edit.tracking import TrackingError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"),
+                        help="params file; its folder is the repository root (inputs, outputs, MLflow store)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        params = load_params(args.params)
+        paths = EvaluatePaths.default(args.params.resolve().parent)
+        metrics = run_evaluation(params, paths).metrics
+    except (ParamsError, StoreError, EditorModelError, SegmenterError, WeightsError, TrackingError,
+            EvaluationError) as exc:
+        print(f"evaluate: error: {exc}", file=sys.stderr)
+        return 1
+    telea, mean_fill = metrics["baselines"]["telea"], metrics["baselines"]["mean_fill"]
+    print(f"evaluate: {metrics['test_images']} test images: FID {metrics['fid']:.2f} (Telea {telea['fid']:.2f}, "
+          f"mean fill {mean_fill['fid']:.2f}); parser mIoU {metrics['parser_miou']:.3f} "
+          f"(hole {metrics['parser_miou_hole']:.3f}); seg consistency {metrics['seg_consistency_miou']:.3f} "
+          f"(ceiling {metrics['segmenter_ceiling_miou']:.3f}) -> {paths.metrics}, {paths.report}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

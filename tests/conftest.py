@@ -1,0 +1,164 @@
+"""Shared fixtures: quiet telemetry, a tiny params set, a throw-away repository copy, tiny prepared data.
+
+- ``TINY``: overrides that shrink the real ``params.yaml`` (64 px images, few figures, few steps,
+  narrow networks); :func:`tiny_params` applies them (plus your own) through the typed loader.
+- ``tiny_repo``: a copy of this repository's source files (tracked + untracked, not ignored) in
+  a temporary folder, with the tiny ``params.yaml``, a fresh git repository (one commit) and DVC
+  metadata, ready for ``dvc repro``; :func:`repo_env` / :func:`run_in` run commands in it with
+  the venv first on PATH and telemetry off.
+- ``prepared_data``: synthetic figures preprocessed in-process (session-scoped, read-only).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fashion_edit.config import Params, load_params
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = Path(sys.executable).parent
+
+QUIET_ENV = {
+    "DVC_NO_ANALYTICS": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MPLBACKEND": "Agg",
+}
+
+# The smallest configuration that still exercises every code path.
+TINY: dict[str, Any] = {
+    "synthesize": {"count": 40, "height": 64, "width": 64, "contact_sheet": 8},
+    "preprocess": {"height": 64, "width": 64, "split": {"val": 0.1, "test": 0.1}},
+    "parser": {"base_channels": 8, "n_downsample": 2, "n_res_blocks": 1, "d_channels": 8, "d_scales": 2,
+               "d_layers": 2},
+    "inpainter": {"base_channels": 8, "n_res_blocks": 1, "d_channels": 8},
+    "train_parser": {"steps": 6, "batch_size": 4, "checkpoint_every": 2, "sample_every": 3, "log_every": 2},
+    "train_inpainter": {"steps": 6, "batch_size": 4, "checkpoint_every": 2, "sample_every": 3, "log_every": 2},
+    "evaluate": {"batch_size": 4, "grid_items": 4, "fid_batch_size": 4, "segmenter_steps": 5},
+    "ablation": {"steps": 4, "seeds": 1},
+}
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def tiny_params(overrides: dict[str, Any] | None = None) -> Params:
+    """The repository's params with TINY and then ``overrides`` applied (validated)."""
+    merged = deep_merge(deep_merge(load_params(REPO_ROOT / "params.yaml").model_dump(mode="json"), TINY),
+                       overrides or {})
+    return Params.model_validate(merged)
+
+
+def write_params(path: Path, params: Params) -> Path:
+    path.write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
+    return path
+
+
+def repo_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for subprocesses: venv first on PATH, telemetry off, no inherited tracking URI."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "FASHION_EDIT_PIPELINE_RUN")}
+    env.update(QUIET_ENV)
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.update(extra or {})
+    return env
+
+
+def run_in(repo: Path, *command: str, timeout: float = 600, env: dict[str, str] | None = None,
+           check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``command`` in ``repo``; on failure the assertion shows its output."""
+    result = subprocess.run(command, cwd=repo, env=env or repo_env(), capture_output=True, text=True,
+                            timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} exited {result.returncode}\n--- stdout\n{result.stdout[-4000:]}"
+                             f"\n--- stderr\n{result.stderr[-6000:]}")
+    return result
+
+
+# pipeline outputs and local stores: never copied, even when not (yet) git-ignored
+_NOT_SOURCE = ("data/", "checkpoints/", "artifacts/", "reports/", "mlartifacts/", "mlruns/", ".dvc/tmp/",
+               ".dvc/cache/", "mlflow.db")
+
+
+def _source_files(root: Path) -> list[str]:
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=root,
+                            capture_output=True, text=True, check=True).stdout
+    return [name for name in listed.split("\0")
+            if name and not name.startswith(_NOT_SOURCE) and (root / name).is_file()]
+
+
+def copy_repo(destination: Path, params: Params) -> Path:
+    """Copy the repository's source files to ``destination`` as a fresh git + DVC repository."""
+    for name in _source_files(REPO_ROOT):
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO_ROOT / name, target)
+    write_params(destination / "params.yaml", params)
+    git = ["git", "-c", "user.name=tests", "-c", "user.email=tests@localhost", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], cwd=destination, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=destination, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "test copy"], cwd=destination, check=True)
+    return destination
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_environment(tmp_path_factory: pytest.TempPathFactory):
+    """Telemetry off for the whole session; Prefect keeps its state in a temporary folder."""
+    saved = {k: os.environ.get(k) for k in (*QUIET_ENV, "PREFECT_HOME")}
+    os.environ.update(QUIET_ENV)
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect_home"))
+    yield
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def tiny_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A throw-away copy of the repository with the tiny params (MLflow defaults to its own SQLite file)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("FASHION_EDIT_PIPELINE_RUN", raising=False)
+    return copy_repo(tmp_path / "repo", tiny_params())
+
+
+@pytest.fixture(scope="session")
+def prepared_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``data/prepared`` of the tiny params, built in-process once per session (treat as read-only)."""
+    from fashion_edit.data.preprocess import preprocess
+    from fashion_edit.data.sources import build_source
+    from fashion_edit.data.synthetic import write_dataset
+
+    params = tiny_params()
+    root = tmp_path_factory.mktemp("tiny_data")
+    write_dataset(params.synthesize, root / "raw", root / "contact_sheet.png")
+    preprocess(build_source(params.data, root / "raw"), params.data, params.preprocess, params.masks,
+               root / "prepared", root / "preprocess.json")
+    return root / "prepared"
+
+
+@pytest.fixture(scope="session")
+def _session_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+
+
+@pytest.fixture
+def mlflow_uri(_session_mlflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A SQLite tracking store shared by the session (creating one costs ~2 s), exported as
+    MLFLOW_TRACKING_URI for this test. Tests that count runs should use their own experiment."""
+    uri = f"sqlite:///{_session_mlflow_db}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.delenv("FASHION_EDIT_PIPELINE_RUN", raising=False)
+    return uri

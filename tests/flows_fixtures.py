@@ -1,0 +1,118 @@
+"""Fixtures for the Prefect flow tests: one Prefect test server per session, tiny DVC projects.
+
+Import the fixtures into a test module (``from tests.flows_fixtures import prefect_harness``);
+``tests/conftest.py`` belongs to the training tests.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+QUIET_ENV = {
+    "DVC_NO_ANALYTICS": "1",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+}
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory):
+    """A temporary Prefect server + database for the whole session, PREFECT_HOME in a temp folder."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    saved = {k: os.environ.get(k) for k in [*QUIET_ENV, "PREFECT_HOME"]}
+    os.environ.update(QUIET_ENV)
+    os.environ["PREFECT_HOME"] = str(home)
+    from prefect.settings import PREFECT_HOME, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    try:
+        with temporary_settings({PREFECT_HOME: home}):
+            with prefect_test_harness(server_startup_timeout=60):
+                yield home
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True, text=True)
+
+
+def _dvc(repo: Path, *args: str) -> None:
+    dvc = Path(sys.executable).with_name("dvc")
+    subprocess.run([str(dvc), *args], cwd=repo, check=True, capture_output=True, text=True,
+                   env={**os.environ, **QUIET_ENV})
+
+
+# The fake pipeline's one stage: "trains" (metrics are a function of the params, so a params
+# override makes a better or worse model), writes the evaluate metrics and registers the three
+# models the way the real register stage does, through fashion_edit.registry.
+FAKE_STAGE = textwrap.dedent('''
+    import json, sys
+    from pathlib import Path
+    from mlflow import MlflowClient
+    from fashion_edit import registry
+    from fashion_edit.config import load_params
+    from fashion_edit.tracking import resolve_tracking_uri
+
+    params = load_params("params.yaml")
+    if params.data.source != "synthetic":
+        sys.exit(f"FAKE-STAGE-ERROR: data source {params.data.source!r} has no data.root")
+    metrics = {"fid": 1000.0 / params.train_inpainter.steps, "parser_miou": min(1.0, params.train_parser.steps / 1000)}
+    Path("reports/metrics").mkdir(parents=True, exist_ok=True)
+    Path("reports/metrics/evaluate.json").write_text(json.dumps(metrics))
+    root = Path.cwd()
+    client = MlflowClient(resolve_tracking_uri(params.mlflow, root))
+    experiment = client.get_experiment_by_name("fake") or client.get_experiment(
+        client.create_experiment("fake", artifact_location=(root.parent / "artifacts").as_uri()))
+    identity = registry.pipeline_identity(params, root)
+    Path("model").mkdir(exist_ok=True)
+    Path("model/MLmodel").write_text("flavors: {}\\n")
+    for name in registry.MODEL_NAMES:
+        run = client.create_run(experiment.experiment_id, run_name=f"register {name}")
+        client.log_artifacts(run.info.run_id, "model", "model")
+        registry.register_version(client, name, f"runs:/{run.info.run_id}/model", metrics=metrics, identity=identity)
+    print("fake pipeline done", metrics)
+''')
+
+FAKE_DVC_YAML = textwrap.dedent('''
+    stages:
+      pipeline:
+        cmd: {python} pipeline.py
+        deps: [pipeline.py]
+        params: [data, train_parser.steps, train_inpainter.steps]
+        outs: [model]
+        metrics:
+          - reports/metrics/evaluate.json:
+              cache: false
+''')
+
+
+def make_fake_project(root: Path) -> Path:
+    """A git + DVC repo with one stage that writes metrics and registers the three models."""
+    root.mkdir(parents=True, exist_ok=True)
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "config", "user.email", "tests@localhost")
+    _git(root, "config", "user.name", "tests")
+    _dvc(root, "init", "-q")
+    _dvc(root, "config", "core.analytics", "false")
+    (root / "pipeline.py").write_text(FAKE_STAGE)
+    (root / "dvc.yaml").write_text(FAKE_DVC_YAML.format(python=sys.executable))
+    (root / "params.yaml").write_text(json.dumps({
+        "data": {"source": "synthetic"}, "train_parser": {"steps": 500}, "train_inpainter": {"steps": 100},
+        "registry": {"fid_tolerance": 0.0, "miou_tolerance": 0.0}}, indent=1))
+    (root / ".gitignore").write_text("/model\n")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "fake pipeline")
+    return root

@@ -1,0 +1,46 @@
+"""The report stage's table and plot, built from fixture metrics."""
+import json
+import math
+
+import pytest
+
+from fashion_edit.ablation_report import build_report, load_variant_metrics, markdown_table, summarize
+
+
+def _metrics(fid: float, miou: float) -> dict:
+    return {"fid": fid, "parser_miou": miou, "seg_consistency_miou": miou - 0.1, "psnr_hole": 20.0,
+            "ssim": 0.8, "st_lpips": 0.2, "g_params": 2_500_000, "d_params": 700_000, "train_seconds": 61.0}
+
+
+def test_summary_mean_and_sample_std():
+    mean, std, n = summarize([{"fid": 10.0}, {"fid": 14.0}], "fid")
+    assert (mean, n) == (12.0, 2) and std == pytest.approx(math.sqrt(8.0))
+    assert math.isnan(summarize([{"fid": 3.0}], "fid")[1])
+    assert summarize([{}], "fid")[2] == 0
+
+
+def test_table_has_one_row_per_variant_and_marks_best():
+    table = markdown_table({"full": [_metrics(30.0, 0.6)], "no_gan": [_metrics(45.0, 0.5)]})
+    lines = table.splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| full |") and lines[3].startswith("| no_gan |")
+    assert "**30.0**" in lines[2] and "45.0" in lines[3] and "**45.0**" not in lines[3]
+    assert "2.50 M" in lines[2]
+
+
+def test_seeds_above_one_show_spread(tmp_path):
+    metrics = {"full": [_metrics(30.0, 0.6), _metrics(34.0, 0.62)], "spade_norm": [_metrics(40.0, 0.5)] * 2}
+    text = build_report(metrics, tmp_path / "ablations.md", tmp_path / "ablations.png", tmp_path / "summary.json")
+    assert "32.0 ± 2.8" in text and "mean ± sample std" in text
+    assert (tmp_path / "ablations.png").stat().st_size > 1000
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["full"]["fid"]["n"] == 2
+
+
+def test_missing_variant_file_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no_gan"):
+        load_variant_metrics({"no_gan": [tmp_path / "missing.json"]})
+
+
+def test_empty_ablations_fail_clearly(tmp_path):
+    with pytest.raises(ValueError, match="ablations"):
+        build_report({}, tmp_path / "a.md", tmp_path / "a.png")

@@ -1,0 +1,309 @@
+"""Metrics library: FID (real packaged Inception), parsing confusion matrix, hole L1 / PSNR / SSIM."""
+import hashlib
+import math
+
+import cv2
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from fashion_edit import pretrained
+from fashion_edit.metrics import (PSNR_MAX_DB, ConfusionMatrix, FidAccumulator, ImageMetrics, InceptionFeatures,
+                                  feature_statistics, fid_from_features, frechet_distance, hole_l1, psnr, ssim,
+                                  to_inception_input)
+from fashion_edit.pretrained import WeightsError
+
+
+# ---------------------------------------------------------------- FID
+
+@pytest.fixture(scope="module")
+def inception() -> InceptionFeatures:
+    return InceptionFeatures(batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def scenes() -> torch.Tensor:
+    """Six small uint8 'scenes' (gradient background + filled shapes): structured, unlike pure noise."""
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 255, 64)
+    images = []
+    for _ in range(6):
+        image = np.stack([np.add.outer(ramp * rng.random(), ramp * rng.random()) / 2] * 3, -1)
+        image = (image * rng.uniform(0.3, 1.0, 3)).astype(np.uint8)
+        for _ in range(3):
+            centre = tuple(int(v) for v in rng.integers(8, 56, 2))
+            cv2.circle(image, centre, int(rng.integers(4, 14)), tuple(int(v) for v in rng.integers(0, 256, 3)), -1)
+        images.append(torch.from_numpy(image).permute(2, 0, 1))
+    return torch.stack(images)
+
+
+def _with_noise(images: torch.Tensor, sigma: float, seed: int) -> torch.Tensor:
+    floats = images.float() / 127.5 - 1
+    noise = torch.randn(floats.shape, generator=torch.Generator().manual_seed(seed))
+    return (floats + sigma * noise).clamp(-1, 1)
+
+
+def test_inception_input_maps_uint8_and_float_to_tf_range_at_299():
+    batch = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1).expand(2, 3, 5, 7)
+    as_input = to_inception_input(batch)
+    assert as_input.shape == (2, 3, 299, 299)
+    assert as_input[0].unique().tolist() == [-1.0] and as_input[1].unique().tolist() == [0.9921875]
+    from_float = to_inception_input(torch.tensor([-1.0, 1.0]).view(2, 1, 1, 1).expand(2, 3, 5, 7))
+    torch.testing.assert_close(from_float, as_input)
+
+
+def test_inception_features_any_size_uint8_equals_float(inception, scenes):
+    odd = torch.nn.functional.interpolate(scenes[:2].float(), size=(50, 70), mode="bilinear").round().to(torch.uint8)
+    features = inception(odd)
+    assert features.shape == (2, 2048) and features.dtype == np.float64
+    assert (features >= 0).all()  # ReLU -> average pool
+    np.testing.assert_allclose(inception(odd.float() / 127.5 - 1), features, atol=1e-5)
+
+
+def test_inception_rejects_float_images_outside_minus_one_one(inception, scenes):
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        inception(scenes.float())
+
+
+def test_fid_of_a_set_with_itself_is_zero(inception, scenes):
+    accumulator = FidAccumulator(inception)
+    accumulator.update_real(scenes[:3])
+    accumulator.update_real(scenes[3:])
+    accumulator.update_fake(scenes.float() / 127.5 - 1)
+    assert accumulator.counts == (6, 6)
+    assert accumulator.compute() == pytest.approx(0.0, abs=1e-3)
+
+
+def test_fid_grows_with_noise(inception, scenes):
+    clean = inception(scenes)
+    scores = [fid_from_features(clean, inception(_with_noise(scenes, sigma, seed=1))) for sigma in (0.05, 0.2, 0.6)]
+    assert 0 < scores[0] < scores[1] < scores[2], scores
+
+
+def test_fid_needs_two_images_per_stream(inception, scenes):
+    accumulator = FidAccumulator(inception)
+    accumulator.update_real(scenes[:2])
+    accumulator.update_fake(scenes[:1])
+    with pytest.raises(ValueError, match="at least 2"):
+        accumulator.compute()
+
+
+def test_frechet_distance_one_dimensional_by_hand():
+    # (0 - 2)^2 + 1 + 4 - 2 * sqrt(1 * 4) = 5
+    assert frechet_distance(np.array([0.0]), np.array([[1.0]]), np.array([2.0]), np.array([[4.0]])) == pytest.approx(5)
+
+
+def test_frechet_distance_diagonal_by_hand():
+    # |(1, 2)|^2 + (1 + 4) + (9 + 1) - 2 * (sqrt(1*9) + sqrt(4*1)) = 5 + 15 - 10 = 10
+    value = frechet_distance(np.zeros(2), np.diag([1.0, 4.0]), np.array([1.0, 2.0]), np.diag([9.0, 1.0]))
+    assert value == pytest.approx(10)
+
+
+def test_frechet_distance_singular_covariances():
+    # both covariances zero (a point mass): only the mean term remains
+    assert frechet_distance(np.zeros(3), np.zeros((3, 3)), np.array([1.0, 0, 0]), np.zeros((3, 3))) == pytest.approx(1)
+
+
+def test_frechet_distance_retries_with_eps_when_sqrtm_is_not_finite(monkeypatch):
+    real_sqrtm = scipy.linalg.sqrtm
+    calls = []
+
+    def flaky_sqrtm(matrix):
+        calls.append(matrix)
+        return np.full_like(matrix, np.nan) if len(calls) == 1 else real_sqrtm(matrix)
+
+    monkeypatch.setattr(scipy.linalg, "sqrtm", flaky_sqrtm)
+    value = frechet_distance(np.zeros(2), np.diag([1.0, 4.0]), np.array([1.0, 2.0]), np.diag([9.0, 1.0]))
+    assert len(calls) == 2 and value == pytest.approx(10, abs=1e-4)
+
+
+def test_frechet_distance_keeps_real_part_of_tiny_imaginary_noise(monkeypatch):
+    real_sqrtm = scipy.linalg.sqrtm
+    monkeypatch.setattr(scipy.linalg, "sqrtm", lambda matrix: real_sqrtm(matrix) + 1e-9j)
+    assert frechet_distance(np.zeros(1), np.eye(1), np.full(1, 2.0), 4 * np.eye(1)) == pytest.approx(5)
+
+
+def test_frechet_distance_rejects_large_imaginary_component(monkeypatch):
+    monkeypatch.setattr(scipy.linalg, "sqrtm", lambda matrix: matrix + 0.5j)
+    with pytest.raises(ValueError, match="imaginary"):
+        frechet_distance(np.zeros(1), np.eye(1), np.ones(1), np.eye(1))
+
+
+@pytest.mark.parametrize("n_real, n_fake", [(5, 7), (40, 50)])
+def test_fid_from_features_equals_full_statistics(n_real, n_fake):
+    # (5, 7) takes the reduced-basis route (13 <= 32), (40, 50) the full one; both must equal the definition
+    rng = np.random.default_rng(3)
+    real, fake = rng.gamma(2.0, 0.2, (n_real, 32)), rng.gamma(2.0, 0.3, (n_fake, 32)) + 0.05
+    expected = frechet_distance(*feature_statistics(real), *feature_statistics(fake))
+    assert fid_from_features(real, fake) == pytest.approx(expected, rel=1e-6)
+
+
+def test_fid_weights_missing_file_raises_weights_error(monkeypatch):
+    package, _, sha, requirement = pretrained.FID_INCEPTION
+    monkeypatch.setattr(pretrained, "FID_INCEPTION", (package, "no_such_weights.pt", sha, requirement))
+    with pytest.raises(WeightsError, match="not found.*no_such_weights.pt"):
+        InceptionFeatures()
+
+
+def test_fid_weights_wrong_hash_raises_weights_error(monkeypatch):
+    package, relative, _, requirement = pretrained.FID_INCEPTION
+    monkeypatch.setattr(pretrained, "FID_INCEPTION", (package, relative, "0" * 64, requirement))
+    with pytest.raises(WeightsError, match="SHA-256 mismatch"):
+        pretrained.load_fid_inception()
+
+
+def test_fid_weights_package_missing_raises_weights_error(monkeypatch):
+    _, relative, sha, requirement = pretrained.FID_INCEPTION
+    monkeypatch.setattr(pretrained, "FID_INCEPTION", ("no_such_package_xyz", relative, sha, requirement))
+    with pytest.raises(WeightsError, match="not installed"):
+        pretrained.load_fid_inception()
+
+
+def test_fid_weights_not_torchscript_raises_weights_error(monkeypatch):
+    # a file with a matching hash that is not a TorchScript archive (corrupt content)
+    not_a_model = "__version__.py"
+    path = pretrained.packaged_file((pretrained.FID_INCEPTION[0], not_a_model, "", ""))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    monkeypatch.setattr(pretrained, "FID_INCEPTION", (pretrained.FID_INCEPTION[0], not_a_model, digest, "x"))
+    with pytest.raises(WeightsError, match="cannot load"):
+        pretrained.load_fid_inception()
+
+
+# ---------------------------------------------------------------- segmentation
+
+TARGET = torch.tensor([[0, 0, 1], [1, 2, 2]])
+PRED = torch.tensor([[0, 1, 1], [1, 2, 0]])
+
+
+def test_confusion_matrix_hand_computed():
+    matrix = ConfusionMatrix(num_classes=20)
+    matrix.update(PRED, TARGET)
+    iou = matrix.iou_per_class()
+    # class 0: tp 1 / union 3; class 1: 2 / 3; class 2: 1 / 2; classes 3..19 absent -> NaN, excluded
+    assert iou[:3].tolist() == pytest.approx([1 / 3, 2 / 3, 1 / 2])
+    assert torch.isnan(iou[3:]).all()
+    assert matrix.miou() == pytest.approx(0.5)
+    assert matrix.pixel_accuracy() == pytest.approx(4 / 6)
+
+
+def test_class_only_in_prediction_counts_as_zero_iou():
+    matrix = ConfusionMatrix()
+    matrix.update(torch.tensor([[0, 5], [0, 0]]), torch.zeros(2, 2, dtype=torch.long))
+    assert matrix.iou_per_class()[5] == 0
+    assert matrix.miou() == pytest.approx((3 / 4 + 0) / 2)
+
+
+@pytest.mark.parametrize("mask_shape", [(2, 3), (1, 1, 2, 3)])
+def test_region_mask_counts_only_hole_pixels(mask_shape):
+    hole = torch.tensor([[0, 1, 1], [0, 0, 1]]).view(mask_shape)
+    matrix = ConfusionMatrix()
+    matrix.update(PRED.view(1, 2, 3) if len(mask_shape) == 4 else PRED,
+                  TARGET.view(1, 2, 3) if len(mask_shape) == 4 else TARGET, region_mask=hole)
+    # hole pixels (target -> pred): 0->1, 1->1, 2->0; IoU = 0, 1/2, 0
+    assert matrix.total == 3
+    assert matrix.miou() == pytest.approx(1 / 6)
+    assert matrix.pixel_accuracy() == pytest.approx(1 / 3)
+
+
+def test_accumulating_batches_equals_one_update():
+    rng = torch.Generator().manual_seed(0)
+    pred, target = torch.randint(0, 20, (4, 8, 8), generator=rng), torch.randint(0, 20, (4, 8, 8), generator=rng)
+    whole, split = ConfusionMatrix(), ConfusionMatrix()
+    whole.update(pred, target)
+    split.update(pred[:1], target[:1])
+    split.update(pred[1:], target[1:])
+    assert torch.equal(whole.matrix, split.matrix)
+
+
+def test_out_of_range_label_rejected():
+    with pytest.raises(ValueError, match="target has label ids"):
+        ConfusionMatrix().update(torch.zeros(2, 2, dtype=torch.long), torch.full((2, 2), 20))
+
+
+def test_label_shape_mismatch_rejected():
+    with pytest.raises(ValueError, match="shapes differ"):
+        ConfusionMatrix().update(torch.zeros(2, 2, dtype=torch.long), torch.zeros(2, 3, dtype=torch.long))
+
+
+def test_region_mask_size_mismatch_rejected():
+    with pytest.raises(ValueError, match="region_mask"):
+        ConfusionMatrix().update(PRED, TARGET, region_mask=torch.ones(2, 2))
+
+
+def test_miou_without_pixels_is_an_error():
+    matrix = ConfusionMatrix()
+    matrix.update(PRED, TARGET, region_mask=torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="no pixels"):
+        matrix.miou()
+
+
+# ---------------------------------------------------------------- image metrics
+
+def _image_pair(offset: float = 0.0, hole_rows: slice = slice(8, 24)) -> tuple[torch.Tensor, ...]:
+    target = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0)) - 0.5  # in [-0.5, 0.5)
+    hole = torch.zeros(2, 1, 32, 32)
+    hole[:, :, hole_rows] = 1
+    return target + offset * hole, target, hole
+
+
+def test_identical_images():
+    pred, target, hole = _image_pair()
+    assert hole_l1(pred, target, hole).tolist() == [0.0, 0.0]
+    assert psnr(pred, target).tolist() == [PSNR_MAX_DB, PSNR_MAX_DB]  # capped, not inf
+    assert ssim(pred, target).tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_constant_offset_in_hole_gives_known_l1_and_psnr():
+    # +0.2 on the [-1, 1] scale = +0.1 on the [0, 1] scale: L1 0.1, hole MSE 0.01 -> 20 dB;
+    # the hole is half the image, so whole-image MSE 0.005 -> 20 + 10 log10(2) dB
+    pred, target, hole = _image_pair(offset=0.2)
+    assert hole_l1(pred, target, hole).tolist() == pytest.approx([0.1, 0.1])
+    assert psnr(pred, target, hole).tolist() == pytest.approx([20.0, 20.0])
+    assert psnr(pred, target).tolist() == pytest.approx([20 + 10 * math.log10(2)] * 2)
+    assert (ssim(pred, target) < 1).all()
+
+
+def test_image_metrics_accumulates_means_and_counts_empty_holes():
+    pred, target, hole = _image_pair(offset=0.2)
+    no_hole = torch.zeros_like(hole)
+    metrics = ImageMetrics()
+    metrics.update(pred, target, hole)
+    metrics.update(target, target, no_hole)  # two perfect images without a hole
+    result = metrics.compute()
+    assert result["images"] == 4 and result["images_without_hole"] == 2
+    assert result["hole_l1"] == pytest.approx(0.1) and result["psnr_hole"] == pytest.approx(20.0)
+    assert result["psnr"] == pytest.approx((2 * (20 + 10 * math.log10(2)) + 2 * PSNR_MAX_DB) / 4)
+    assert result["ssim"] == pytest.approx(float(ssim(pred, target).sum() + 2) / 4)
+
+
+def test_empty_hole_gives_nan_per_image():
+    pred, target, _ = _image_pair()
+    assert torch.isnan(hole_l1(pred, target, torch.zeros(2, 1, 32, 32))).all()
+
+
+def test_image_metrics_without_any_hole_is_an_error():
+    _, target, hole = _image_pair()
+    metrics = ImageMetrics()
+    metrics.update(target, target, torch.zeros_like(hole))
+    with pytest.raises(ValueError, match="no image with a non-empty hole"):
+        metrics.compute()
+
+
+def test_image_metrics_reject_wrong_range():
+    pred, target, hole = _image_pair()
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        hole_l1(pred * 255, target, hole)
+
+
+def test_image_metrics_reject_nan():
+    pred, target, hole = _image_pair()
+    pred[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        psnr(pred, target)
+
+
+def test_image_metrics_reject_mask_shape_mismatch():
+    pred, target, _ = _image_pair()
+    with pytest.raises(ValueError, match="hole mask"):
+        hole_l1(pred, target, torch.ones(2, 3, 32, 32))

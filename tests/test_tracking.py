@@ -1,0 +1,148 @@
+"""MLflow tracking helpers: URI resolution, reachability probe, params flattening/hash, run grouping."""
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from fashion_edit.config import MlflowParams
+from fashion_edit.tracking import (ENV_PIPELINE_RUN, TAG_PARAMS_HASH, TAG_PIPELINE_RUN, TAG_STAGE, NullRun,
+                                   TrackingError, artifact_location, flatten_params, params_hash,
+                                   probe_tracking_server, resolve_tracking_uri, start_stage_run)
+from tests.conftest import tiny_params
+
+
+def test_default_uri_is_sqlite_in_repo(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert resolve_tracking_uri(MlflowParams(), tmp_path) == f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+
+
+def test_env_overrides_default_and_params_override_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://from-env:5000")
+    assert resolve_tracking_uri(MlflowParams(), tmp_path) == "http://from-env:5000"
+    assert resolve_tracking_uri(MlflowParams(tracking_uri="http://from-params:1"), tmp_path) == "http://from-params:1"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_server_fails_fast_with_clear_message():
+    uri = f"http://127.0.0.1:{_free_port()}"
+    started = time.perf_counter()
+    with pytest.raises(TrackingError, match="unreachable") as error:
+        probe_tracking_server(uri, timeout=2.0)
+    assert uri in str(error.value) and "mlflow.tracking_uri" in str(error.value)
+    assert time.perf_counter() - started < 5
+
+
+def test_answering_server_passes_probe():
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's naming
+            self.send_response(200 if self.path == "/health" else 404)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        probe_tracking_server(f"http://127.0.0.1:{server.server_address[1]}", timeout=2.0)
+    finally:
+        server.shutdown()
+
+
+def test_training_refuses_to_start_when_server_unreachable(tmp_path):
+    params = tiny_params({"mlflow": {"tracking_uri": f"http://127.0.0.1:{_free_port()}"}})
+    with pytest.raises(TrackingError, match="unreachable"):
+        start_stage_run(params, "train_parser", ("train_parser",), tmp_path)
+
+
+def test_flatten_params_uses_dotted_keys():
+    flat = flatten_params({"a": {"b": 1, "c": {"d": "x"}}, "e": [1, 2], "f": {}})
+    assert flat == {"a.b": "1", "a.c.d": "x", "e": "[1, 2]", "f": "{}"}
+    assert flatten_params(tiny_params())["train_parser.lr_g"] == "0.0001"
+
+
+def test_params_hash_depends_only_on_named_sections():
+    base = tiny_params()
+    other_section = tiny_params({"inpainter": {"base_channels": 16}})
+    same_section = tiny_params({"train_parser": {"lr_g": 0.5}})
+    assert params_hash(base, ["train_parser"]) == params_hash(other_section, ["train_parser"])
+    assert params_hash(base, ["train_parser"]) != params_hash(same_section, ["train_parser"])
+
+
+def test_stage_runs_share_a_parent_and_carry_tags(tmp_path, mlflow_uri):
+    params = tiny_params({"mlflow": {"experiment": "grouping"}})
+    first = start_stage_run(params, "train_parser", ("train_parser",), tmp_path)
+    second = start_stage_run(params, "train_inpainter", ("train_inpainter",), tmp_path)
+    first.end(), second.end()
+    client = MlflowClient(mlflow_uri)
+    runs = {r.info.run_id: r for r in client.search_runs([first.experiment_id])}
+    child = runs[first.run_id]
+    parent_id = child.data.tags["mlflow.parentRunId"]
+    assert runs[second.run_id].data.tags["mlflow.parentRunId"] == parent_id
+    assert runs[parent_id].data.tags["fashion_edit.role"] == "pipeline"
+    assert len(runs) == 3  # one parent, two stages
+    assert child.data.tags[TAG_STAGE] == "train_parser"
+    assert child.data.tags[TAG_PARAMS_HASH] == params_hash(params, ["train_parser"])
+    assert "git_commit" in child.data.tags
+    assert child.data.params["train_parser.batch_size"] == str(params.train_parser.batch_size)
+    experiment = client.get_experiment(first.experiment_id)
+    assert experiment.artifact_location == artifact_location(tmp_path)
+
+
+def test_pipeline_run_env_var_starts_a_new_group(tmp_path, mlflow_uri, monkeypatch):
+    params = tiny_params({"mlflow": {"experiment": "grouping-env"}})
+    default_run = start_stage_run(params, "train_parser", ("train_parser",), tmp_path)
+    monkeypatch.setenv(ENV_PIPELINE_RUN, "flow-run-42")
+    grouped = start_stage_run(params, "train_parser", ("train_parser",), tmp_path)
+    default_run.end(), grouped.end()
+    client = MlflowClient(mlflow_uri)
+    tags = client.get_run(grouped.run_id).data.tags
+    assert tags[TAG_PIPELINE_RUN] == "flow-run-42"
+    assert tags["mlflow.parentRunId"] != client.get_run(default_run.run_id).data.tags["mlflow.parentRunId"]
+
+
+def test_metrics_and_images_are_logged(tmp_path, mlflow_uri):
+    run = start_stage_run(tiny_params({"mlflow": {"experiment": "logging"}}), "train_parser", ("train_parser",),
+                          tmp_path)
+    for step in (1, 2, 3):
+        run.log_metrics({"loss_g/ce": 1.0 / step}, step=step)
+    run.log_image(np.zeros((8, 8, 3), np.uint8), artifact_file="samples/step_000003.png")
+    run.end()
+    client = MlflowClient(mlflow_uri)
+    history = client.get_metric_history(run.run_id, "loss_g/ce")
+    assert [m.step for m in history] == [1, 2, 3]
+    assert [a.path for a in client.list_artifacts(run.run_id, "samples")] == ["samples/step_000003.png"]
+    assert client.get_run(run.run_id).info.status == "FINISHED"
+
+
+def test_other_ranks_get_a_null_run(tmp_path, mlflow_uri):
+    run = start_stage_run(tiny_params(), "train_parser", ("train_parser",), tmp_path, is_main=False)
+    assert type(run) is NullRun and run.run_id is None
+
+
+def test_deleted_experiment_is_reported(tmp_path, mlflow_uri):
+    client = MlflowClient(mlflow_uri)
+    client.delete_experiment(client.create_experiment("gone", artifact_location=(tmp_path / "a").as_uri()))
+    with pytest.raises(TrackingError, match="deleted"):
+        start_stage_run(tiny_params({"mlflow": {"experiment": "gone"}}), "train_parser", ("train_parser",),
+                        tmp_path)
+
+
+def test_git_commit_tag_is_unknown_outside_git(tmp_path: Path):
+    from fashion_edit.tracking import git_commit
+
+    assert git_commit(tmp_path) == "unknown"
