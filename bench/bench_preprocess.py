@@ -6,7 +6,8 @@
 Builds a raw folder tree once in a temporary folder (the synthetic generator when
 ``fashion_edit.data.synthetic`` is available, else random textured ellipses), then times
 ``preprocess`` end to end with OpenCV limited to one thread, a per-step breakdown, and
-``EditingDataset.__getitem__``. Prints one line per figure. Rates use the process's CPU
+``EditingDataset.__getitem__``, and the wall-clock rate with one worker process per CPU
+(what ``stages/preprocess.py`` uses by default). Prints one line per figure. Rates use the process's CPU
 time (``time.process_time``, one thread) so a busy machine does not distort the per-core
 figure; the wall-clock rate is printed beside it.
 """
@@ -25,7 +26,7 @@ from fashion_edit.config import DataParams, MaskParams, PreprocessParams
 from fashion_edit.data.conditioning import segment_mean_colour, sketch_edges
 from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.masks import colour_stroke_mask, hole_mask
-from fashion_edit.data.preprocess import fit_to_size, preprocess
+from fashion_edit.data.preprocess import default_workers, fit_to_size, preprocess
 from fashion_edit.data.sources.folder import FolderSource
 from fashion_edit.data.store import open_split
 
@@ -107,6 +108,13 @@ def main() -> None:
         print(f"preprocess {args.size}x{args.size} ({kind}, {args.count} images, 1 OpenCV thread): "
               f"{args.count / elapsed:.0f} images/s per core ({1e3 * elapsed / args.count:.2f} ms CPU/image; "
               f"wall clock {args.count / wall:.0f} images/s)")
+        workers = default_workers()
+        if workers > 1:
+            wall = time.perf_counter()
+            preprocess(source, DataParams(source="folder"), p, masks, Path(tmp) / "prepared_mp",
+                       Path(tmp) / "report_mp.json", workers=workers)
+            wall = time.perf_counter() - wall
+            print(f"preprocess with {workers} worker processes: wall clock {args.count / wall:.0f} images/s")
         steps = time_steps(source, p, masks)
         print("  per step (ms/image): " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()))
         for name, fixed in (("train", False), ("test", True)):

@@ -142,8 +142,9 @@ def run_dvc(args: Sequence[str], repo: Path, *, env: Mapping[str, str] | None = 
     stage's traceback reaches the caller's log; the error message repeats the last lines.
     """
     repo = require_dvc_repo(repo)
-    command = dvc_command() + [str(a) for a in args]
-    shown = "dvc " + shlex.join(command[len(dvc_command()):])
+    executable = dvc_command()
+    command = executable + [str(a) for a in args]
+    shown = "dvc " + shlex.join(command[len(executable):])
     full_env = {**os.environ, **QUIET_ENV, **(env or {})}
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     with checkout_lock(repo, on_wait=on_line):
@@ -193,12 +194,32 @@ def repro(repo: Path, targets: Sequence[str] = (), *, force: bool = False, **kwa
     return run_dvc(["repro", *(["--force"] if force else []), *targets], repo, **kwargs)
 
 
+def _params_files(repo: Path, overrides: Sequence[str]) -> list[Path]:
+    files = {"params.yaml"}
+    for item in overrides:
+        key = str(item).partition("=")[0]
+        if ":" in key:
+            files.add(key.split(":", 1)[0])
+    return [Path(repo) / f for f in sorted(files)]
+
+
 def exp_run(repo: Path, name: str, overrides: Sequence[str] = (), targets: Sequence[str] = (), *,
             force: bool = False, **kwargs) -> DvcResult:
-    """``dvc exp run -n NAME -S k=v ...``: results are applied to the workspace when it ends."""
+    """``dvc exp run -n NAME -S k=v ...``: on success the results are applied to the workspace.
+
+    On failure DVC leaves the ``-S`` edits in the params files; they are restored here so a
+    failed run does not leak its overrides into the next run in this checkout.
+    """
     args = ["exp", "run", "-n", check_experiment_name(name), *set_args(overrides),
             *(["--force"] if force else []), *targets]
-    return run_dvc(args, repo, **kwargs)
+    saved = {path: path.read_bytes() for path in _params_files(repo, overrides) if path.is_file()}
+    try:
+        return run_dvc(args, repo, **kwargs)
+    except BaseException:
+        for path, content in saved.items():
+            if path.read_bytes() != content:
+                path.write_bytes(content)
+        raise
 
 
 def pull(repo: Path, remote: str | None = None, **kwargs) -> DvcResult:

@@ -268,8 +268,7 @@ class Editor:
         return self.run(EditInputs.read(image, mask, sketch, colour), seed).image
 
     def run(self, inputs: EditInputs, seed: int = 0) -> EditResult:
-        box = Letterbox(inputs.image.shape[:2], self.size)
-        batch = self._batch(inputs, box, seed)
+        batch, box = self.model_batch(inputs, seed)
         with torch.inference_mode():
             batch["parsing"] = segment(self.networks.segmenter, batch["image"])
             batch["known_fg"] = known_foreground(batch)
@@ -278,8 +277,10 @@ class Editor:
         edited = np.where(inputs.hole[..., None], box.unfit(rendered), inputs.image)
         return EditResult(edited, out.completed[0].numpy().astype(np.uint8))
 
-    def _batch(self, inputs: EditInputs, box: Letterbox, seed: int) -> Batch:
-        """The dataset's item format (DESIGN 3.2) at model resolution, batch of one."""
+    def model_batch(self, inputs: EditInputs, seed: int = 0) -> tuple[Batch, Letterbox]:
+        """The dataset's item format (DESIGN 3.2) at model resolution, batch of one, without the parsing
+        (the segmenter's job), and the geometry that maps back to the input."""
+        box = Letterbox(inputs.image.shape[:2], self.size)
         image = box.fit(inputs.image, _shrink_interpolation(box), border_colour(inputs.image))
         hole = _fit_binary(box, inputs.hole)
         sketch = _fit_binary(box, inputs.sketch) & hole
@@ -293,7 +294,7 @@ class Editor:
             "sketch": _tensor(sketch.astype(np.float32)[None]),
             "colour": _tensor(to_unit_range(colour) * (strokes & hole)[None]),
             "noise": noise,
-        }
+        }, box
 
     # ------------------------------------------------------------------ bundle
     def save(self, folder: Path) -> Path:

@@ -49,7 +49,7 @@ from fashion_edit.visualize import (colourise_parsing, condition_picture, hole_o
 
 STAGE = "evaluate"
 # params sections the stage reads (dvc.yaml lists the same; also the params-hash tag)
-SECTIONS = ("preprocess", "masks", "parser", "inpainter", "evaluate")
+SECTIONS = ("preprocess", "parser", "inpainter", "evaluate")
 MODEL = "model"
 # metrics key -> method of fashion_edit.baselines
 BASELINES = {"telea": "telea", "mean_fill": "mean_colour"}

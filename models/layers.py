@@ -187,12 +187,14 @@ class DilatedResBlock(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """SAGAN self-attention (Zhang et al. 2018; seed 001 eq. 2-10..2-12).
+    """SAGAN self-attention (Zhang et al. 2018; seed 001 eq. 2-10..2-12), BigGAN's pooled form.
 
     f, g: 1x1 convs to C/reduction channels, h: 1x1 conv to C; s_ij = f(x_i)^T g(x_j),
     beta_j = softmax_i(s_ij), o_j = sum_i beta_ji h(x_i), y = gamma * o + x with gamma starting at 0
     (the block begins as the identity and learns how much non-local context to use).
-    Uses fused scaled-dot-product attention (scale 1, as SAGAN) so memory stays linear in pixels.
+    As in BigGAN's implementation the attended positions i (f and h) are 2x2 max-pooled, a 4x
+    cheaper attention map.  f and g are zero-padded to h's width (dot products unchanged) so the
+    fused flash kernel applies (it needs equal head sizes): memory stays linear in pixels.
     """
 
     def __init__(self, channels: int, reduction: int = 4, spectral_norm: bool = False) -> None:
@@ -206,9 +208,14 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, height, width = x.shape
 
-        def tokens(t: torch.Tensor) -> torch.Tensor:  # (B, C', H, W) -> (B, 1, N, C')
-            return t.flatten(2).transpose(1, 2).unsqueeze(1)
+        def tokens(t: torch.Tensor) -> torch.Tensor:  # (B, C', H, W) -> (B, 1, N, C)
+            t = t.flatten(2).transpose(1, 2).unsqueeze(1)
+            return F.pad(t, (0, c - t.shape[-1]))
 
-        attended = F.scaled_dot_product_attention(tokens(self.g(x)), tokens(self.f(x)), tokens(self.h(x)), scale=1.0)
+        def pooled(t: torch.Tensor) -> torch.Tensor:
+            return F.max_pool2d(t, 2, ceil_mode=True)
+
+        query, key, value = tokens(self.g(x)), tokens(pooled(self.f(x))), tokens(pooled(self.h(x)))
+        attended = F.scaled_dot_product_attention(query, key, value, scale=1.0)
         o = attended.squeeze(1).transpose(1, 2).reshape(b, c, height, width)
         return x + self.gamma * o

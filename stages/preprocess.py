@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from fashion_edit.config import ParamsError, load_params
-from fashion_edit.data.preprocess import PreprocessError, preprocess
+from fashion_edit.data.preprocess import PreprocessError, default_workers, preprocess
 from fashion_edit.data.sources import DatasetError, build_source
 from fashion_edit.data.store import SPLITS
 
@@ -21,6 +21,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--raw", type=Path, default=Path("data/raw"), help="synthetic data (data.source=synthetic)")
     parser.add_argument("--out", type=Path, default=Path("data/prepared"))
     parser.add_argument("--report", type=Path, default=Path("reports/preprocess.json"))
+    parser.add_argument("--workers", type=int, default=0, help="processes; 0 = one per CPU (output is the same)")
     return parser.parse_args(argv)
 
 
@@ -29,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         source = build_source(params.data, args.raw)
-        manifest = preprocess(source, params.data, params.preprocess, params.masks, args.out, args.report)
+        workers = args.workers or default_workers()
+        manifest = preprocess(source, params.data, params.preprocess, params.masks, args.out, args.report, workers)
     except (ParamsError, DatasetError, PreprocessError) as exc:
         print(f"preprocess: error: {exc}", file=sys.stderr)
         return 1

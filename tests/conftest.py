@@ -87,8 +87,9 @@ def run_in(repo: Path, *command: str, timeout: float = 600, env: dict[str, str] 
 
 
 # pipeline outputs and local stores: never copied, even when not (yet) git-ignored
+# (dvc.lock too: the copy starts with no recorded runs, its params differ anyway)
 _NOT_SOURCE = ("data/", "checkpoints/", "artifacts/", "reports/", "mlartifacts/", "mlruns/", ".dvc/tmp/",
-               ".dvc/cache/", "mlflow.db")
+               ".dvc/cache/", "mlflow.db", "dvc.lock", "dvc_plots/")
 
 
 def _source_files(root: Path) -> list[str]:

@@ -86,6 +86,31 @@ FAKE_STAGE = textwrap.dedent('''
     print("fake pipeline done", metrics)
 ''')
 
+# One ablation variant: metrics from the variant's params, where it ran, and whether all
+# variants were running at the same time (a file barrier, so the test does not rely on timing).
+FAKE_ABLATION = textwrap.dedent('''
+    import json, os, sys, time
+    from pathlib import Path
+    from fashion_edit.config import load_params
+
+    variant = sys.argv[1]
+    params = load_params("params.yaml")
+    together = None
+    if os.environ.get("FAKE_ABLATION_BARRIER"):  # wait until every variant has started (max 90 s)
+        barrier = Path(os.environ["FAKE_ABLATION_BARRIER"])
+        (barrier / variant).touch()
+        deadline = time.time() + 90
+        while not (together := set(params.ablations) <= {p.name for p in barrier.iterdir()}):
+            if time.time() > deadline:
+                break
+            time.sleep(0.2)
+    metrics = {"fid": 1000.0 / params.variant(variant).train_inpainter.steps, "parser_miou": 0.5,
+               "ran_together": together, "cwd": str(Path.cwd())}
+    out = Path(f"reports/ablations/{variant}/seed0.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(metrics))
+''')
+
 FAKE_DVC_YAML = textwrap.dedent('''
     stages:
       pipeline:
@@ -96,6 +121,15 @@ FAKE_DVC_YAML = textwrap.dedent('''
         metrics:
           - reports/metrics/evaluate.json:
               cache: false
+      ablations:
+        foreach: ${{ablations}}
+        do:
+          cmd: {python} ablate.py ${{key}}
+          deps: [ablate.py]
+          params: [train_inpainter.steps]
+          metrics:
+            - reports/ablations/${{key}}/seed0.json:
+                cache: false
 ''')
 
 
@@ -108,10 +142,12 @@ def make_fake_project(root: Path) -> Path:
     _dvc(root, "init", "-q")
     _dvc(root, "config", "core.analytics", "false")
     (root / "pipeline.py").write_text(FAKE_STAGE)
+    (root / "ablate.py").write_text(FAKE_ABLATION)
     (root / "dvc.yaml").write_text(FAKE_DVC_YAML.format(python=sys.executable))
     (root / "params.yaml").write_text(json.dumps({
         "data": {"source": "synthetic"}, "train_parser": {"steps": 500}, "train_inpainter": {"steps": 100},
-        "registry": {"fid_tolerance": 0.0, "miou_tolerance": 0.0}}, indent=1))
+        "registry": {"fid_tolerance": 0.0, "miou_tolerance": 0.0},
+        "ablations": {"full": {}, "short": {"train_inpainter": {"steps": 50}}}}, indent=1))
     (root / ".gitignore").write_text("/model\n")
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "fake pipeline")

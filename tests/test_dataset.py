@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 
 from fashion_edit.config import MaskParams
 from fashion_edit.data.dataset import EditingDataset
-from fashion_edit.data.store import PreparedSplit, open_split
+from fashion_edit.data.store import PreparedSplit, StoreError, open_split
 from tests.folder_tree import make_tree, run_preprocess
 
 KEYS = {"image", "parsing", "mask", "sketch", "colour", "noise", "known_fg", "index"}
@@ -101,3 +101,18 @@ def test_batches_through_a_dataloader(train: PreparedSplit) -> None:
 def test_index_out_of_range(train: PreparedSplit) -> None:
     with pytest.raises(IndexError):
         _dataset(train)[len(train)]
+
+
+def test_open_split_reports_missing_and_inconsistent_files(prepared: Path, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="stems.json: missing"):
+        open_split(tmp_path / "nowhere")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for name in ("images", "parsing", "sketch", "colour"):
+        (broken / f"{name}.npy").write_bytes((prepared / "train" / f"{name}.npy").read_bytes())
+    (broken / "stems.json").write_text('["only-one"]')
+    with pytest.raises(StoreError, match="to match 1 stems"):
+        open_split(broken)
+    (broken / "sketch.npy").write_bytes(b"garbage")
+    with pytest.raises(StoreError, match="sketch.npy: not a readable"):
+        open_split(broken)

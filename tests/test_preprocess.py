@@ -15,6 +15,7 @@ from PIL import Image
 from fashion_edit.config import ColourParams, DataParams, MaskParams, SplitParams
 from fashion_edit.data.conditioning import segment_mean_colour, sketch_edges
 from fashion_edit.data.labels import LABEL_ID, PALETTE
+import fashion_edit.data.preprocess as preprocess_module
 from fashion_edit.data.preprocess import PreprocessError, assign_splits, fit_to_size
 from fashion_edit.data.sources import DatasetError, RawItem, build_source
 from fashion_edit.data.sources.folder import FolderSource, load_label_map
@@ -79,6 +80,26 @@ def test_rerun_is_byte_identical(raw: Path, tmp_path: Path) -> None:
             assert a == (tmp_path / "b" / "prepared" / split / f"{name}.npy").read_bytes()
     a, b = open_split(tmp_path / "a" / "prepared" / "test"), open_split(tmp_path / "b" / "prepared" / "test")
     assert np.array_equal(a.eval_masks, b.eval_masks) and np.array_equal(a.eval_strokes, b.eval_strokes)
+
+
+def test_worker_processes_give_identical_output(raw: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (raw / "images" / "bad.png").write_bytes(b"")
+    write_png(raw / "parsing" / "bad.png", np.zeros((40, 40), np.uint8))
+    monkeypatch.setattr(preprocess_module, "MIN_ITEMS_PER_WORKER", 1)  # use the pool even for 13 items
+    source = FolderSource(raw, raw / "label_map.yaml")
+    outputs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}"
+        outputs[workers] = preprocess_module.preprocess(
+            source, DataParams(source="folder"), small_params(), MaskParams(), out / "prepared", out / "report.json",
+            workers=workers,
+        )
+        assert json.loads((out / "report.json").read_text())["skipped_by_reason"] == {"empty file": 1}
+    assert outputs[1] == outputs[2]
+    for split in SPLITS:
+        for name in ("images", "colour", "sketch") + (("eval_masks", "eval_strokes") if split != "train" else ()):
+            one = (tmp_path / "w1" / "prepared" / split / f"{name}.npy").read_bytes()
+            assert one == (tmp_path / "w2" / "prepared" / split / f"{name}.npy").read_bytes()
 
 
 def test_input_change_changes_the_input_hash(raw: Path, tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ real ``preprocess``.
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import cv2
@@ -217,7 +218,8 @@ def viton_tree(root: Path, train: int = 4, test: int = 2) -> Path:
             write_label_png(root / split / "image-parse-v3" / f"{stem}.png", labels, palette=True)
             keypoints = root / split / "openpose_json" / f"{stem}_keypoints.json"
             keypoints.parent.mkdir(parents=True, exist_ok=True)
-            keypoints.write_text(json.dumps({"version": 1.3, "people": [{"person_id": [-1], "pose_keypoints_2d": body25}]}))
+            person = {"person_id": [-1], "pose_keypoints_2d": body25}
+            keypoints.write_text(json.dumps({"version": 1.3, "people": [person]}))
     return root
 
 
@@ -413,6 +415,19 @@ def test_root_with_another_layout_is_a_dataset_error(tmp_path: Path, name: str) 
     (tmp_path / "images").mkdir()  # the generic folder layout, not this source's
     with pytest.raises(DatasetError, match=str(tmp_path)):
         source_for(name, tmp_path)
+
+
+def test_sources_survive_pickling_for_preprocess_workers(tmp_path: Path) -> None:
+    root, parsing = inshop_tree(tmp_path / "inshop", tmp_path / "parsed")
+    sources = [
+        source_for("deepfashion_mm", dfmm_tree(tmp_path / "dfmm", DFMM_NAMES[:1])),
+        source_for("viton_hd", viton_tree(tmp_path / "viton", 1, 1)),
+        source_for("deepfashion_inshop", root, parsing_dir=str(parsing)),
+    ]
+    for source in sources:
+        copy = pickle.loads(pickle.dumps(source))  # preprocess workers receive the source this way
+        item = next(iter(copy.items()))
+        assert np.array_equal(copy.load(item).parsing, source.load(item).parsing)
 
 
 def test_every_real_source_is_registered() -> None:

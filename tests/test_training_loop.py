@@ -20,6 +20,15 @@ from fashion_edit.training.loop import (LoopSchedule, LoopState, NonFiniteLossEr
 SINGLE = DistContext(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: one thread is as fast and does not collapse when other jobs share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 class NoiseImages(Dataset):
     """Items drawn from (epoch, index) like the real dataset."""
 

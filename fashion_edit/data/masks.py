@@ -169,9 +169,7 @@ def _stroke_starts(
     rng: np.random.Generator, height: int, width: int, count: int, region: np.ndarray | None
 ) -> np.ndarray:
     """(count, 2) start points (x, y): uniform in the image, or uniform over ``region``'s pixels."""
-    if region is not None:
-        ys, xs = np.nonzero(region)
-        if len(xs):
-            picks = rng.integers(0, len(xs), size=count)
-            return np.stack([xs[picks], ys[picks]], axis=1).astype(np.float64)
+    if region is not None and region.any():
+        points = cv2.findNonZero(region.astype(np.uint8, copy=False)).reshape(-1, 2)  # (x, y), row-major like np.nonzero, but faster
+        return points[rng.integers(0, len(points), size=count)].astype(np.float64)
     return np.stack([rng.uniform(0, width, size=count), rng.uniform(0, height, size=count)], axis=1)

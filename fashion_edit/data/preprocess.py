@@ -5,6 +5,8 @@ keeping the aspect ratio (image INTER_AREA, parsing INTER_NEAREST, padding = bac
 the parsing and the median border colour for the image), Canny sketch and segment mean colour,
 and for val/test the fixed evaluation hole and colour-stroke masks (seeded per stem by
 ``preprocess.eval_mask_seed``). Bad items are skipped, counted by kind and listed in the report.
+Rows go straight into preallocated memmaps; with ``workers > 1`` spawned processes prepare
+items in order (results are identical, only faster).
 
 Splits: a source's official split is kept; items without one are split by a seeded hash of
 their stem at the ``preprocess.split`` fractions (exact counts, at least one item per
@@ -15,10 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,7 +172,83 @@ def _item_files(item: RawItem) -> list[Path]:
     return [p for p in (item.image_path, item.parsing_path, item.keypoints_path) if p is not None]
 
 
+def item_digest(item: RawItem) -> bytes:
+    """Stem plus the sha256 of each of the item's files."""
+    return item.stem.encode() + b"".join(file_sha256(f).encode() for f in _item_files(item))
+
+
+# ------------------------------------------------------------------------------ workers
+@dataclass(frozen=True)
+class ItemResult:
+    stem: str
+    split: str
+    rows: dict[str, np.ndarray] | None = None  # None when skipped
+    skipped: tuple[str, str] | None = None  # (file, reason)
+    digest: bytes = b""
+
+
+@dataclass(frozen=True)
+class ItemProcessor:
+    """Load and prepare one item; a pure function of the item, so any process can run it."""
+
+    source: Source
+    p: PreprocessParams
+    masks: MaskParams
+
+    def __call__(self, task: tuple[RawItem, str]) -> ItemResult:
+        item, split = task
+        try:
+            sample = self.source.load(item)
+        except SampleSkipped as skipped:
+            return ItemResult(item.stem, split, skipped=(skipped.path, skipped.reason))
+        rows = prepare_sample(sample, item.stem, split in EVAL_SPLITS, self.p, self.masks)
+        return ItemResult(item.stem, split, rows=rows, digest=item_digest(item))
+
+
+_WORKER: ItemProcessor | None = None
+MIN_ITEMS_PER_WORKER = 200  # below this a worker's start-up (~1 s of imports) costs more than it saves
+
+
+def _start_worker(processor: ItemProcessor) -> None:
+    global _WORKER
+    _WORKER = processor
+    cv2.setNumThreads(1)  # the processes are the parallelism
+
+
+def _run_in_worker(task: tuple[RawItem, str]) -> ItemResult:
+    assert _WORKER is not None
+    return _WORKER(task)
+
+
+def process_items(processor: ItemProcessor, tasks: list[tuple[RawItem, str]], workers: int) -> Iterator[ItemResult]:
+    """Results in task order, computed here or by ``workers`` spawned processes."""
+    workers = min(workers, len(tasks) // MIN_ITEMS_PER_WORKER)
+    if workers <= 1:
+        yield from map(processor, tasks)
+        return
+    # spawn, not fork: a forked child inherits OpenCV's thread pool in an unusable state
+    with multiprocessing.get_context("spawn").Pool(workers, _start_worker, (processor,)) as pool:
+        yield from pool.imap(_run_in_worker, tasks, chunksize=8)
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 # ------------------------------------------------------------------------------- driver
+def _unique_stems(items: list[RawItem], splits: list[str], report: "PreprocessReport") -> list[tuple[RawItem, str]]:
+    """(item, split) tasks; a repeated stem is skipped and reported (stems key the stored rows)."""
+    seen: dict[str, str] = {}
+    tasks = []
+    for item, split in zip(items, splits):
+        if item.stem in seen:
+            report.skip(str(item.image_path), f"duplicate stem: {item.stem!r} already used by {seen[item.stem]}")
+            continue
+        seen[item.stem] = str(item.image_path)
+        tasks.append((item, split))
+    return tasks
+
+
 def preprocess(
     source: Source,
     data: DataParams,
@@ -176,11 +256,13 @@ def preprocess(
     masks: MaskParams,
     out_dir: Path,
     report_path: Path,
+    workers: int = 1,
 ) -> dict:
     """Write ``out_dir/{train,val,test}`` + manifest and the report; returns the manifest.
 
     Raises PreprocessError (after writing the report) when no item or no item of some split
-    survives. Output is built in ``<out_dir>.partial`` and moved into place on success.
+    survives. Output is built in ``<out_dir>.partial`` and moved into place on success; it is
+    the same whatever the number of ``workers``.
     """
     started = time.perf_counter()
     out_dir, report_path = Path(out_dir), Path(report_path)
@@ -188,31 +270,25 @@ def preprocess(
     if not items:
         raise PreprocessError(f"{source.name}: the source lists no items (is the dataset folder empty?)")
     splits = assign_splits(items, p.split, p.seed)
+    report = PreprocessReport(read=len(items))
+    tasks = _unique_stems(items, splits, report)
 
     partial = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    writers = {
-        s: SplitWriter(partial / s, splits.count(s), p.height, p.width, with_eval=s in EVAL_SPLITS) for s in SPLITS
-    }
-    report = PreprocessReport(read=len(items))
     histograms = {s: np.zeros(NUM_CLASSES, dtype=np.int64) for s in SPLITS}
     hashes = {s: hashlib.sha256() for s in SPLITS}
-    seen: dict[str, str] = {}
     try:
-        for item, split in tqdm(zip(items, splits), total=len(items), desc="preprocess", unit="img", disable=None):
-            if item.stem in seen:
-                report.skip(str(item.image_path), f"duplicate stem: {item.stem!r} already used by {seen[item.stem]}")
+        writers = {
+            s: SplitWriter(partial / s, splits.count(s), p.height, p.width, with_eval=s in EVAL_SPLITS) for s in SPLITS
+        }
+        results = process_items(ItemProcessor(source, p, masks), tasks, workers)
+        for result in tqdm(results, total=len(tasks), desc="preprocess", unit="img", disable=None):
+            if result.rows is None:
+                report.skip(*result.skipped)
                 continue
-            seen[item.stem] = str(item.image_path)
-            try:
-                sample = source.load(item)
-            except SampleSkipped as skipped:
-                report.skip(skipped.path, skipped.reason)
-                continue
-            rows = prepare_sample(sample, item.stem, split in EVAL_SPLITS, p, masks)
-            writers[split].append(item.stem, **rows)
-            histograms[split] += label_histogram(rows["parsing"])
-            hashes[split].update(item.stem.encode() + b"".join(file_sha256(f).encode() for f in _item_files(item)))
+            writers[result.split].append(result.stem, **result.rows)
+            histograms[result.split] += label_histogram(result.rows["parsing"])
+            hashes[result.split].update(result.digest)
         for split, writer in writers.items():
             report.kept_by_split[split] = writer.close()
         report.seconds = time.perf_counter() - started

@@ -73,7 +73,7 @@ def _load(path: Path) -> np.ndarray:
         raise StoreError(f"{path}: missing prepared array (run `dvc repro preprocess`)")
     try:
         return np.load(path, mmap_mode="r")
-    except ValueError as exc:
+    except (ValueError, OSError, EOFError) as exc:
         raise StoreError(f"{path}: not a readable .npy array ({exc}); re-run `dvc repro preprocess`") from None
 
 
@@ -84,10 +84,12 @@ def open_split(split_dir: str | Path) -> PreparedSplit:
     if not stems_path.is_file():
         raise StoreError(f"{stems_path}: missing (is {root} a prepared split? run `dvc repro preprocess`)")
     stems = json.loads(stems_path.read_text())
-    has_eval = (root / "eval_masks.npy").is_file()
-    height, width = _load(root / "images.npy").shape[1:3]
-    arrays = {name: _load(root / f"{name}.npy") for name in _array_shapes(height, width, has_eval)}
-    for name, shape in _array_shapes(height, width, has_eval).items():
+    images = _load(root / "images.npy")
+    if images.ndim != 4:
+        raise StoreError(f"{root / 'images.npy'}: shape {images.shape}, expected (N, H, W, 3); re-run `dvc repro preprocess`")
+    shapes = _array_shapes(images.shape[1], images.shape[2], with_eval=(root / "eval_masks.npy").is_file())
+    arrays = {name: images if name == "images" else _load(root / f"{name}.npy") for name in shapes}
+    for name, shape in shapes.items():
         if arrays[name].shape != (len(stems), *shape) or arrays[name].dtype != np.uint8:
             raise StoreError(
                 f"{root / name}.npy: shape {arrays[name].shape} {arrays[name].dtype}, expected "

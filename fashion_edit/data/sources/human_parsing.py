@@ -149,17 +149,15 @@ class LIPSource(PairedSource):
     )
 
 
+CIHP_ROOT = "instance-level_human_parsing"
+
+
 class CIHPSource(PairedSource):
     name = "cihp"
     label_map_name = "cihp"
     layout = (
-        PairFolders(
-            "train", "instance-level_human_parsing/Training/Images", "instance-level_human_parsing/Training/Category_ids"
-        ),
-        PairFolders(
-            "val", "instance-level_human_parsing/Validation/Images",
-            "instance-level_human_parsing/Validation/Category_ids",
-        ),
+        PairFolders("train", f"{CIHP_ROOT}/Training/Images", f"{CIHP_ROOT}/Training/Category_ids"),
+        PairFolders("val", f"{CIHP_ROOT}/Validation/Images", f"{CIHP_ROOT}/Validation/Category_ids"),
     )
 
 

@@ -1,0 +1,290 @@
+"""The registered models: ``editor`` (an MLflow pyfunc around :class:`fashion_edit.editor.Editor`),
+``parser`` and ``inpainter`` (pytorch flavour), and the ``register`` stage that logs, registers and gates them.
+
+    model = load_registered_model("models:/editor@champion", tracking_uri)   # or mlflow.pyfunc.load_model
+    edited = model.predict({"image": "in.png", "mask": "mask.png", "sketch": "s.png"})   # (H, W, 3) uint8
+    edited = model.predict({"image": rgb_array, "mask": mask_array}, params={"seed": 3})
+    edits = model.predict(pandas.DataFrame({"image": [...], "mask": [...]}))            # list of arrays
+
+Input: one edit as a mapping with ``image`` and ``mask`` and optionally ``sketch`` and ``colour``
+(each a numpy array or an image file path; conventions in ``fashion_edit.editor``), or a list of
+such mappings / a DataFrame with those columns (missing optional cells: None or NaN). Output: the
+edited image, or a list of them. Param ``seed`` (default 0) fixes the noise inside the hole.
+
+The model folder holds the editor bundle (weights + architectures) as the artifact ``editor`` and
+this project's ``fashion_edit`` and ``models`` packages as code, so it loads wherever its pinned
+requirements are installed.
+
+``parser`` and ``inpainter`` are saved in MLflow's ``pt2`` format (``torch.export``: no pickled code),
+batch size dynamic, spatial size fixed to the training resolution, each with one float32 input:
+- parser: (B, 26, H, W) = ``fashion_edit.networks.parser_input`` -> logits (B, 20, H, W);
+- inpainter: (B, 30, H, W) = [incomplete image (3), known foreground M' (1), hole M (1), parsing
+  one-hot (20), conditioning E = noise, colour, sketch (5)] -> generated image (B, 3, H, W) in [-1, 1],
+  not composited (compose with G * M + I * (1 - M)).
+
+Registration (:func:`register_models`): every new version gets the alias ``candidate`` and tags with
+the evaluation metrics and the git/DVC identity (``fashion_edit.registry``); the three versions become
+``champion`` together when the editor passes the gate against the current champion (or there is none).
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import mlflow.pytorch
+import numpy as np
+import torch
+from mlflow.models import ModelSignature
+from mlflow.types.schema import ParamSchema, ParamSpec
+
+from fashion_edit import registry
+from fashion_edit.config import Params
+from fashion_edit.editor import EditInputError, Editor, EditorNetworks, known_foreground
+from fashion_edit.networks import Batch, incomplete_image, inpainter_condition, onehot, parser_input
+from fashion_edit.tracking import start_stage_run
+
+EDITOR_ARTIFACT = "editor"
+REQUIRED_KEYS = ("image", "mask")
+OPTIONAL_KEYS = ("sketch", "colour")
+# distributions the editor imports at load/predict time (pinned to the versions installed here)
+RUNTIME_DISTRIBUTIONS = ("torch", "numpy", "opencv-python", "pydantic", "pyyaml", "tqdm", "pillow", "mlflow")
+PYTORCH_DISTRIBUTIONS = ("torch", "numpy", "mlflow")
+STAGE = "register"
+SECTIONS = ("preprocess", "parser", "inpainter", "registry", "mlflow")
+EXAMPLE_BATCH = 2  # > 1 so torch.export keeps the batch dimension dynamic
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pinned_requirements(distributions: tuple[str, ...] = RUNTIME_DISTRIBUTIONS) -> list[str]:
+    """``name==installed version`` for each distribution (explicit: MLflow does not infer them)."""
+    pins = []
+    for name in distributions:
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            raise RuntimeError(f"{name} is not installed, so the model's requirements cannot be pinned; "
+                               "install the project (`make install`)") from None
+    return pins
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def edit_request(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Check one request's keys; optional inputs that are None/NaN become None."""
+    unknown = set(row) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS)
+    if unknown:
+        raise EditInputError(f"unknown input(s) {sorted(unknown)}; an edit takes {REQUIRED_KEYS + OPTIONAL_KEYS}")
+    absent = [key for key in REQUIRED_KEYS if _missing(row.get(key))]
+    if absent:
+        raise EditInputError(f"an edit needs {list(REQUIRED_KEYS)}; missing {absent}")
+    return {key: None if _missing(row.get(key)) else row[key] for key in REQUIRED_KEYS + OPTIONAL_KEYS}
+
+
+# MLflow warns at class creation and at save time that ``predict`` has no type-hint schema; on purpose:
+# a schema would make MLflow convert the inputs (arrays of any size, paths, optional keys) itself.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", UserWarning)
+
+    class EditorModel(mlflow.pyfunc.PythonModel):
+        """pyfunc: image + mask (+ sketch, colour strokes) -> edited image; see the module docstring."""
+
+        def load_context(self, context: Any) -> None:
+            self.editor = Editor.load(context.artifacts[EDITOR_ARTIFACT])
+
+        def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
+            seed = int((params or {}).get("seed", 0))
+            if isinstance(model_input, Mapping):
+                return self.editor.edit(**edit_request(model_input), seed=seed)
+            if hasattr(model_input, "to_dict"):  # a pandas DataFrame, one edit per row
+                model_input = model_input.to_dict("records")
+            if isinstance(model_input, list):
+                return [self.editor.edit(**edit_request(row), seed=seed) for row in model_input]
+            raise EditInputError(f"editor input must be a mapping with {list(REQUIRED_KEYS)} (+ {list(OPTIONAL_KEYS)}), "
+                                 f"a list of them or a DataFrame; got {type(model_input).__name__}")
+
+
+def editor_signature() -> ModelSignature:
+    """No tensor schema (inputs are arrays of any size or paths, some optional); the ``seed`` param."""
+    return ModelSignature(inputs=None, params=ParamSchema([ParamSpec("seed", "long", 0)]))
+
+
+def save_editor_model(bundle: Path, path: Path) -> Path:
+    """Save the editor bundle at ``bundle`` as a pyfunc model folder at ``path``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # no type-hint schema / input example: see EditorModel
+        mlflow.pyfunc.save_model(
+            path, python_model=EditorModel(), artifacts={EDITOR_ARTIFACT: str(bundle)},
+            code_paths=[str(PACKAGE_ROOT / "fashion_edit"), str(PACKAGE_ROOT / "models")],
+            pip_requirements=pinned_requirements(), signature=editor_signature())
+    return path
+
+
+MODEL_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))")
+
+
+def load_registered_model(model_uri: str, tracking_uri: str) -> Any:
+    """The pyfunc at ``model_uri`` (``models:/name@alias``, ``models:/name/3`` or an artifact URI) read from the
+    store at ``tracking_uri``, without changing MLflow's process-global URIs. MlflowException if absent."""
+    from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
+
+    source = model_uri
+    match = MODEL_URI.fullmatch(model_uri)
+    if match:
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        name, alias, number = match.group("name", "alias", "version")
+        found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
+        source = found.source
+    return mlflow.pyfunc.load_model(download_artifacts(artifact_uri=source, tracking_uri=tracking_uri))
+
+
+# ----------------------------------------------------------------------------- pytorch flavour
+class PackedInpainter(torch.nn.Module):
+    """The inpainter with its five inputs packed along channels, so the registered model takes one array."""
+
+    SPLIT = (3, 1, 1, 20, 5)  # incomplete image, M', M, parsing one-hot, conditioning E
+
+    def __init__(self, inpainter: torch.nn.Module) -> None:
+        super().__init__()
+        self.inpainter = inpainter
+
+    def forward(self, packed: torch.Tensor) -> torch.Tensor:
+        return self.inpainter(*torch.split(packed, list(self.SPLIT), dim=1))
+
+    @staticmethod
+    def pack(batch: Batch, parsing: torch.Tensor) -> torch.Tensor:
+        """The packed input for a dataset-format batch and the parsing labels to follow."""
+        return torch.cat([incomplete_image(batch), batch["known_fg"], batch["mask"], onehot(parsing),
+                          inpainter_condition(batch)], dim=1)
+
+
+def example_batch(size: tuple[int, int], count: int = EXAMPLE_BATCH) -> Batch:
+    """A deterministic batch in the dataset's format: mid-grey images, all background, a centred square hole."""
+    height, width = size
+    mask = torch.zeros(count, 1, height, width)
+    mask[..., height // 4:3 * height // 4, width // 4:3 * width // 4] = 1
+    batch = {"image": torch.zeros(count, 3, height, width), "parsing": torch.zeros(count, height, width, dtype=torch.int64),
+             "mask": mask, "sketch": torch.zeros_like(mask), "colour": torch.zeros(count, 3, height, width),
+             "noise": torch.randn(count, 1, height, width, generator=torch.Generator().manual_seed(0)) * mask}
+    batch["known_fg"] = known_foreground(batch)
+    return batch
+
+
+def save_network_models(networks: EditorNetworks, size: tuple[int, int], folder: Path) -> dict[str, Path]:
+    """Save parser and inpainter as pytorch-flavour model folders (pt2, input examples, pinned requirements)."""
+    batch = example_batch(size)
+    requirements = pinned_requirements(PYTORCH_DISTRIBUTIONS)
+    mlflow.pytorch.save_model(networks.parser, folder / "parser", input_example=parser_input(batch).numpy(),
+                              pip_requirements=requirements)
+    mlflow.pytorch.save_model(PackedInpainter(networks.inpainter).eval(), folder / "inpainter",
+                              input_example=PackedInpainter.pack(batch, batch["parsing"]).numpy(),
+                              pip_requirements=requirements)
+    return {"parser": folder / "parser", "inpainter": folder / "inpainter"}
+
+
+def log_models(client: Any, run_id: str, editor: Editor, bundle: Path) -> dict[str, str]:
+    """Save the three models and log them as artifacts of ``run_id``; {name: ``runs:/<run>/<name>``}.
+
+    Saved then logged through the client (not the fluent ``log_model``) so nothing depends on MLflow's
+    process-global tracking URI: the stage's store is the one its run lives in.
+    """
+    with tempfile.TemporaryDirectory(prefix="fashion_edit_models_") as tmp:
+        folders = save_network_models(editor.networks, editor.size, Path(tmp))
+        folders[registry.GATE_MODEL] = save_editor_model(bundle, Path(tmp) / registry.GATE_MODEL)
+        for name, folder in folders.items():
+            client.log_artifacts(run_id, str(folder), name)
+    return {name: f"runs:/{run_id}/{name}" for name in folders}
+
+
+# ----------------------------------------------------------------------------- register stage
+@dataclass(frozen=True)
+class RegisterPaths:
+    artifacts: Path
+    evaluation: Path
+    bundle: Path
+    report: Path
+    repo_root: Path
+
+    @classmethod
+    def default(cls, repo_root: Path) -> "RegisterPaths":
+        """The layout dvc.yaml declares, relative to the repository root."""
+        return cls(artifacts=repo_root / "artifacts", evaluation=repo_root / "reports" / "metrics" / "evaluate.json",
+                   bundle=repo_root / "artifacts" / "editor", report=repo_root / "reports" / "metrics" / "register.json",
+                   repo_root=repo_root)
+
+
+def gate_metrics(evaluation: Path) -> dict[str, float]:
+    """The model's own numeric metrics from evaluate.json (baselines and nested entries left out)."""
+    if not evaluation.is_file():
+        raise FileNotFoundError(f"{evaluation}: evaluation metrics missing (run `dvc repro evaluate`)")
+    metrics = json.loads(evaluation.read_text())
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def register_candidates(client: Any, model_uris: Mapping[str, str], metrics: Mapping[str, float],
+                        identity: Mapping[str, str]) -> dict[str, str]:
+    """Register each logged model as a new version (alias ``candidate``); {name: version}."""
+    return {name: str(registry.register_version(client, name, uri, metrics=metrics, identity=identity).version)
+            for name, uri in model_uris.items()}
+
+
+def gate_and_promote(client: Any, versions: Mapping[str, str], metrics: Mapping[str, float],
+                     params: Params) -> registry.Decision:
+    """Compare with the editor's champion; on success point ``champion`` of every model at its new version."""
+    decision = registry.promotion_decision(metrics, registry.champion_metrics(client, registry.GATE_MODEL),
+                                           params.registry)
+    if decision.promote:
+        for name, number in versions.items():
+            registry.promote(client, name, number, decision.reason)
+    return decision
+
+
+def register_models(params: Params, paths: RegisterPaths) -> dict[str, Any]:
+    """The ``register`` stage: bundle, log, register as candidates, gate, promote; returns register.json's content."""
+    metrics = gate_metrics(paths.evaluation)
+    editor = Editor(EditorNetworks.from_artifacts(params, paths.artifacts),
+                    (params.preprocess.height, params.preprocess.width))
+    editor.save(paths.bundle)
+    run = start_stage_run(params, STAGE, SECTIONS, paths.repo_root)
+    try:
+        report = _register_in_run(params, paths, run, editor, metrics)
+    except BaseException as exc:
+        run.set_tags({"failure": f"{type(exc).__name__}: {exc}"[:5000]})
+        run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+        raise
+    run.end("FINISHED")
+    paths.report.parent.mkdir(parents=True, exist_ok=True)
+    paths.report.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _register_in_run(params: Params, paths: RegisterPaths, run: Any, editor: Editor,
+                     metrics: Mapping[str, float]) -> dict[str, Any]:
+    client = run.client
+    uris = log_models(client, run.run_id, editor, paths.bundle)
+    champion_before = registry.version_by_alias(client, registry.GATE_MODEL, registry.CHAMPION)
+    versions = register_candidates(client, uris, metrics, registry.pipeline_identity(params, paths.repo_root))
+    decision = gate_and_promote(client, versions, metrics, params)
+    run.set_tags({"promoted": decision.promote, "reason": decision.reason[:5000],
+                  **{f"version.{name}": number for name, number in versions.items()}})
+    return {"versions": versions, "promoted": decision.promote, "reason": decision.reason,
+            "champion_before": None if champion_before is None else str(champion_before.version),
+            "champion": {name: _alias_version(client, name) for name in versions},
+            "model_uris": uris, "gate_metrics": {k: metrics[k] for k in (registry.FID_KEY, registry.MIOU_KEY)},
+            "tracking_uri": client.tracking_uri, "mlflow_run_id": run.run_id}
+
+
+def _alias_version(client: Any, name: str) -> str | None:
+    version = registry.version_by_alias(client, name, registry.CHAMPION)
+    return None if version is None else str(version.version)

@@ -1,0 +1,48 @@
+"""DVC stage `register`: log and register `parser`, `inpainter` and `editor` in MLflow, gate, promote.
+
+    python -m stages.register [--params params.yaml]
+
+After `evaluate`: writes the editor bundle artifacts/editor/ (usable offline with
+`fashion-edit edit --checkpoint artifacts/editor ...`), logs the three models in one MLflow run,
+registers each as a new version with alias `candidate` (tags: evaluation metrics, git commit, DVC
+lock/params hashes, pipeline run), and moves `champion` to the new versions when the editor's FID is
+not worse and its parser mIoU not lower than the champion's (tolerances: params `registry`), or when
+there is no champion. Writes reports/metrics/register.json (versions, promoted, reason).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fashion_edit.config import ParamsError, load_params
+from fashion_edit.editor import EditorModelError
+from fashion_edit.editor_model import RegisterPaths, register_models
+from fashion_edit.registry import RegistryError
+from fashion_edit.segmenter import SegmenterError
+from fashion_edit.tracking import TrackingError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"),
+                        help="params file; its folder is the repository root (inputs, outputs, MLflow store)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        params = load_params(args.params)
+        report = register_models(params, RegisterPaths.default(args.params.resolve().parent))
+    except (ParamsError, EditorModelError, SegmenterError, RegistryError, TrackingError, FileNotFoundError) as exc:
+        print(f"register: error: {exc}", file=sys.stderr)
+        return 1
+    versions = ", ".join(f"{name} v{number}" for name, number in report["versions"].items())
+    verdict = "promoted to champion" if report["promoted"] else "kept as candidate"
+    print(f"register: {versions} {verdict}: {report['reason']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

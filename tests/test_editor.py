@@ -1,0 +1,238 @@
+"""The editor (one edit), its MLflow pyfunc and the `fashion-edit edit` command, on tiny random networks."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fashion_edit import cli
+from fashion_edit.editor import EditInputError, Editor, EditorModelError, EditorNetworks
+from fashion_edit.editor_model import load_registered_model, save_editor_model
+from fashion_edit.networks import build_inpainter, build_parser
+from fashion_edit.segmenter import build_segmenter, segmenter_architecture
+from tests.conftest import REPO_ROOT, repo_env, tiny_params
+
+SIZE = (64, 64)
+
+
+@pytest.fixture(scope="module")
+def editor() -> Editor:
+    params = tiny_params()
+    torch.manual_seed(0)
+    architecture = segmenter_architecture(params.evaluate.model_copy(update={"segmenter_channels": 8,
+                                                                             "segmenter_res_blocks": 1}))
+    networks = EditorNetworks(build_segmenter(architecture), build_parser(params), build_inpainter(params),
+                              architecture, params.parser, params.inpainter)
+    return Editor(networks, SIZE)
+
+
+@pytest.fixture(scope="module")
+def bundle(editor: Editor, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return editor.save(tmp_path_factory.mktemp("editor") / "bundle")
+
+
+def photo(height: int = 90, width: int = 70) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def hole(height: int = 90, width: int = 70) -> np.ndarray:
+    mask = np.zeros((height, width), np.uint8)
+    mask[20:50, 15:45] = 255
+    return mask
+
+
+def write_png(path: Path, picture: np.ndarray) -> Path:
+    if picture.ndim == 3:
+        picture = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+    assert cv2.imwrite(str(path), picture)
+    return path
+
+
+# ----------------------------------------------------------------------------- one edit
+def test_edit_returns_input_size_and_keeps_known_pixels(editor: Editor):
+    image, mask = photo(), hole()
+    edited = editor.edit(image, mask)
+    assert edited.shape == image.shape and edited.dtype == np.uint8
+    known = mask == 0
+    assert np.array_equal(edited[known], image[known])
+    assert (edited[~known] != image[~known]).any()
+
+
+def test_edit_is_deterministic_for_a_seed(editor: Editor):
+    image, mask = photo(), hole()
+    assert np.array_equal(editor.edit(image, mask, seed=3), editor.edit(image, mask, seed=3))
+
+
+def test_sketch_and_colour_outside_the_hole_are_ignored(editor: Editor):
+    image, mask = photo(), hole()
+    outside = np.zeros(mask.shape, np.uint8)
+    outside[70:80, :] = 255
+    colour = np.zeros((*mask.shape, 3), np.uint8)
+    colour[70:80, :] = (255, 0, 0)
+    assert np.array_equal(editor.edit(image, mask), editor.edit(image, mask, sketch=outside, colour=colour))
+
+
+def test_sketch_inside_the_hole_changes_the_edit(editor: Editor):
+    image, mask = photo(), hole()
+    sketch = np.zeros(mask.shape, np.uint8)
+    sketch[35, 15:45] = 255
+    assert not np.array_equal(editor.edit(image, mask), editor.edit(image, mask, sketch=sketch))
+
+
+def test_rgba_colour_strokes_use_alpha(editor: Editor):
+    image, mask = photo(), hole()
+    rgba = np.zeros((*mask.shape, 4), np.uint8)
+    rgba[30:34, 20:40] = (0, 0, 0, 255)  # black strokes: only expressible with alpha
+    assert not np.array_equal(editor.edit(image, mask), editor.edit(image, mask, colour=rgba))
+
+
+def test_bundle_round_trip_gives_identical_edits(editor: Editor, bundle: Path):
+    image, mask = photo(), hole()
+    assert np.array_equal(Editor.load(bundle).edit(image, mask), editor.edit(image, mask))
+
+
+def test_bundle_with_mismatched_weights_is_reported(bundle: Path, tmp_path: Path):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for item in bundle.iterdir():
+        (broken / item.name).write_bytes(item.read_bytes())
+    torch.save({"unexpected": torch.zeros(1)}, broken / "parser.pt")
+    with pytest.raises(EditorModelError, match="parser.pt does not load"):
+        Editor.load(broken)
+
+
+# ----------------------------------------------------------------------------- pyfunc
+def test_editor_pyfunc_round_trip_through_mlflow(editor: Editor, bundle: Path, tmp_path: Path):
+    from mlflow import MlflowClient
+
+    from fashion_edit.registry import register_version
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("editor-test", artifact_location=(tmp_path / "artifacts").as_uri())
+    run = client.create_run(experiment)
+    save_editor_model(bundle, tmp_path / "editor_model")
+    client.log_artifacts(run.info.run_id, str(tmp_path / "editor_model"), "editor")
+    register_version(client, "editor", f"runs:/{run.info.run_id}/editor", metrics={"fid": 1.0}, identity={})
+
+    model = load_registered_model("models:/editor@candidate", uri)
+    image, mask = photo(), hole()
+    expected = editor.edit(image, mask, seed=5)
+    assert np.array_equal(model.predict({"image": image, "mask": mask}, params={"seed": 5}), expected)
+    paths = {"image": write_png(tmp_path / "in.png", image), "mask": write_png(tmp_path / "m.png", mask)}
+    table = pd.DataFrame([{**{k: str(v) for k, v in paths.items()}, "sketch": None, "colour": np.nan}] * 2)
+    edits = model.predict(table, params={"seed": 5})
+    assert len(edits) == 2 and all(np.array_equal(e, expected) for e in edits)
+    with pytest.raises(EditInputError, match="missing \\['mask'\\]"):
+        model.predict({"image": image})
+
+
+# ----------------------------------------------------------------------------- command line
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    return {"image": write_png(tmp_path / "in.png", photo()), "mask": write_png(tmp_path / "mask.png", hole())}
+
+
+def edit_command(files: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return ["edit", "--image", str(files["image"]), "--mask", str(files["mask"]), "--out", str(out), *extra]
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    code = cli.main(args)
+    return code, capsys.readouterr().err
+
+
+def test_cli_edit_with_checkpoint_writes_the_image(files, bundle: Path, tmp_path: Path, capsys):
+    sketch = write_png(tmp_path / "sketch.png", np.zeros((90, 70), np.uint8))
+    colour = write_png(tmp_path / "colour.png", np.zeros((90, 70, 3), np.uint8))
+    out = tmp_path / "out" / "edited.png"
+    code = cli.main(edit_command(files, out, "--checkpoint", str(bundle), "--sketch", str(sketch),
+                                 "--colour", str(colour)))
+    assert code == 0 and "wrote" in capsys.readouterr().out
+    written = cv2.imread(str(out))
+    assert written.shape == (90, 70, 3)
+
+
+def test_cli_runs_as_a_module(files, bundle: Path, tmp_path: Path):
+    out = tmp_path / "edited.png"
+    done = subprocess.run([sys.executable, "-m", "fashion_edit.cli", *edit_command(files, out, "--checkpoint",
+                                                                                   str(bundle))],
+                          cwd=REPO_ROOT, env=repo_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert out.is_file()
+
+
+def test_cli_rejects_a_mask_of_another_size(files, bundle: Path, tmp_path: Path, capsys):
+    files["mask"] = write_png(tmp_path / "small_mask.png", hole(40, 40))
+    code, err = run_cli(edit_command(files, tmp_path / "o.png", "--checkpoint", str(bundle)), capsys)
+    assert code == 1 and "mask is 40x40 pixels but the image is 70x90" in err
+
+
+def test_cli_rejects_a_sketch_of_another_size(files, bundle: Path, tmp_path: Path, capsys):
+    sketch = write_png(tmp_path / "sketch.png", np.zeros((30, 30), np.uint8))
+    code, err = run_cli(edit_command(files, tmp_path / "o.png", "--checkpoint", str(bundle), "--sketch", str(sketch)),
+                        capsys)
+    assert code == 1 and "sketch is 30x30" in err
+
+
+def test_cli_rejects_a_mask_without_hole(files, bundle: Path, tmp_path: Path, capsys):
+    files["mask"] = write_png(tmp_path / "empty.png", np.zeros((90, 70), np.uint8))
+    code, err = run_cli(edit_command(files, tmp_path / "o.png", "--checkpoint", str(bundle)), capsys)
+    assert code == 1 and "mask has no hole" in err
+
+
+def test_cli_rejects_a_mask_that_erases_everything(files, bundle: Path, tmp_path: Path, capsys):
+    files["mask"] = write_png(tmp_path / "full.png", np.full((90, 70), 255, np.uint8))
+    code, err = run_cli(edit_command(files, tmp_path / "o.png", "--checkpoint", str(bundle)), capsys)
+    assert code == 1 and "covers the whole image" in err
+
+
+def test_cli_rejects_a_non_image_file(files, bundle: Path, tmp_path: Path, capsys):
+    files["image"] = tmp_path / "notes.png"
+    files["image"].write_text("not a picture")
+    code, err = run_cli(edit_command(files, tmp_path / "o.png", "--checkpoint", str(bundle)), capsys)
+    assert code == 1 and "not an image file" in err and "notes.png" in err
+
+
+def test_cli_rejects_a_missing_input_file(files, bundle: Path, tmp_path: Path, capsys):
+    files["mask"] = tmp_path / "absent.png"
+    code, err = run_cli(edit_command(files, tmp_path / "o.png", "--checkpoint", str(bundle)), capsys)
+    assert code == 1 and "--mask" in err and "file not found" in err
+
+
+def test_cli_rejects_an_unsupported_output_type(files, bundle: Path, tmp_path: Path, capsys):
+    code, err = run_cli(edit_command(files, tmp_path / "o.txt", "--checkpoint", str(bundle)), capsys)
+    assert code == 1 and "unsupported image type '.txt'" in err
+
+
+def test_cli_reports_a_missing_checkpoint_folder(files, tmp_path: Path, capsys):
+    code, err = run_cli(edit_command(files, tmp_path / "o.png", "--checkpoint", str(tmp_path / "nowhere")), capsys)
+    assert code == 1 and "no editor model" in err
+
+
+def test_cli_reports_a_missing_tracking_store(files, tmp_path: Path, capsys):
+    uri = f"sqlite:///{tmp_path / 'absent.db'}"
+    code, err = run_cli(edit_command(files, tmp_path / "o.png", "--tracking-uri", uri), capsys)
+    assert code == 1 and "no MLflow store" in err
+    assert not (tmp_path / "absent.db").exists()  # not created as a side effect
+
+
+def test_cli_reports_a_model_missing_from_the_registry(files, tmp_path: Path, capsys):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    MlflowClient(tracking_uri=uri).search_experiments()  # creates an empty store
+    code, err = run_cli(edit_command(files, tmp_path / "o.png", "--tracking-uri", uri), capsys)
+    assert code == 1 and "cannot load model models:/editor@champion" in err and "--checkpoint" in err
+
+
+def test_sixteen_bit_input_is_rejected(editor: Editor):
+    with pytest.raises(EditInputError, match="expected 8-bit"):
+        editor.edit(photo().astype(np.uint16), hole())

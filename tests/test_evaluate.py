@@ -1,0 +1,151 @@
+"""Evaluation stage and segmenter on the tiny prepared dataset with tiny random-init checkpoints."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from fashion_edit.editor import EditorModelError
+from fashion_edit.evaluation import BASELINES, GRID_COLUMNS, EvaluatePaths, grid_indices, run_evaluation
+from fashion_edit.networks import build_inpainter, build_parser
+from fashion_edit.segmenter import (SegmenterError, SegmenterPaths, build_segmenter, load_segmenter, save_segmenter,
+                                    segmenter_architecture, train_segmenter, use_provided_segmenter)
+from fashion_edit.training.checkpoints import atomic_torch_save
+from tests.conftest import tiny_params
+
+MODEL_KEYS = ("fid", "parser_miou_hole", "parser_miou", "parser_pixel_acc_hole", "parser_pixel_acc",
+              "seg_consistency_miou", "segmenter_ceiling_miou", "hole_l1", "psnr", "ssim", "st_lpips")
+IMAGE_KEYS = ("fid", "hole_l1", "psnr", "psnr_hole", "ssim", "st_lpips")
+
+
+def write_random_artifacts(artifacts: Path, seed: int = 0) -> None:
+    """Tiny random-init weights where the training stages put theirs."""
+    params = tiny_params()
+    torch.manual_seed(seed)
+    atomic_torch_save(build_parser(params).state_dict(), artifacts / "parser" / "generator.pt")
+    atomic_torch_save(build_inpainter(params).state_dict(), artifacts / "inpainter" / "generator.pt")
+    architecture = segmenter_architecture(params.evaluate)
+    save_segmenter(artifacts / "segmenter" / "segmenter.pt", build_segmenter(architecture), architecture)
+
+
+def evaluate_paths(root: Path, prepared: Path) -> EvaluatePaths:
+    return EvaluatePaths(prepared=prepared, artifacts=root / "artifacts", metrics=root / "reports/metrics/evaluate.json",
+                         report=root / "reports/evaluate.md", grid=root / "reports/evaluate/samples.png", repo_root=root)
+
+
+@pytest.fixture(scope="module")
+def evaluated(prepared_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    """One evaluation run (MLflow in a module-private SQLite store); returns (paths, metrics, tracking URI)."""
+    root = tmp_path_factory.mktemp("evaluate")
+    write_random_artifacts(root / "artifacts")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    params = tiny_params({"mlflow": {"tracking_uri": uri}})
+    paths = evaluate_paths(root, prepared_data)
+    result = run_evaluation(params, paths)
+    return paths, result.metrics, uri
+
+
+def test_metrics_file_has_every_key_in_range(evaluated):
+    paths, metrics, _ = evaluated
+    written = json.loads(paths.metrics.read_text())
+    assert written == metrics
+    for key in MODEL_KEYS:
+        assert isinstance(written[key], float) and math.isfinite(written[key]), key
+    for key in ("parser_miou_hole", "parser_miou", "parser_pixel_acc_hole", "parser_pixel_acc",
+                "seg_consistency_miou", "segmenter_ceiling_miou", "ssim"):
+        assert 0.0 <= written[key] <= 1.0, key
+    assert written["fid"] >= 0 and 0 <= written["hole_l1"] <= 1 and written["st_lpips"] >= 0
+    assert written["test_images"] == 4 and written["images_without_hole"] == 0
+
+
+def test_baselines_are_scored_by_the_same_metrics(evaluated):
+    paths, metrics, _ = evaluated
+    assert set(metrics["baselines"]) == set(BASELINES) == {"telea", "mean_fill"}
+    for name, scores in metrics["baselines"].items():
+        assert set(scores) == set(IMAGE_KEYS), name
+        assert all(math.isfinite(v) for v in scores.values())
+    # both baselines copy the known pixels, so whole-image PSNR beats hole PSNR
+    assert all(s["psnr"] > s["psnr_hole"] for s in metrics["baselines"].values())
+    report = paths.report.read_text()
+    assert "baseline: telea" in report and "baseline: mean_fill" in report and "this model" in report
+
+
+def test_sample_grid_has_one_row_per_fixed_item_and_five_columns(evaluated, prepared_data: Path):
+    import cv2
+
+    paths, _, _ = evaluated
+    grid = cv2.imread(str(paths.grid))
+    rows = len(grid_indices(4, tiny_params().evaluate.grid_items))
+    side, pad = 64, 2
+    assert grid.shape == (rows * (side + pad) + pad, len(GRID_COLUMNS) * (side + pad) + pad, 3)
+
+
+def test_evaluation_is_logged_to_mlflow(evaluated):
+    from mlflow import MlflowClient
+
+    _, metrics, uri = evaluated
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                              filter_string="tags.`dvc.stage` = 'evaluate'")
+    assert len(runs) == 1 and runs[0].info.status == "FINISHED"
+    logged = runs[0].data.metrics
+    assert logged["fid"] == pytest.approx(metrics["fid"])
+    assert logged["baselines.telea.fid"] == pytest.approx(metrics["baselines"]["telea"]["fid"])
+    names = {a.path for a in client.list_artifacts(runs[0].info.run_id, "samples")}
+    assert "samples/evaluate_grid.png" in names
+
+
+def test_grid_items_are_spread_over_the_split():
+    assert grid_indices(100, 5) == [0, 25, 50, 74, 99]
+    assert grid_indices(3, 8) == [0, 1, 2]
+
+
+def test_missing_weights_are_reported(prepared_data: Path, tmp_path: Path):
+    write_random_artifacts(tmp_path / "artifacts")
+    (tmp_path / "artifacts" / "inpainter" / "generator.pt").unlink()
+    with pytest.raises(EditorModelError, match="inpainter/generator.pt.*dvc repro train_inpainter"):
+        run_evaluation(tiny_params({"mlflow": {"tracking_uri": f"sqlite:///{tmp_path / 'm.db'}"}}),
+                       evaluate_paths(tmp_path, prepared_data))
+
+
+# ----------------------------------------------------------------------------- segmenter
+def segmenter_paths(root: Path, prepared: Path) -> SegmenterPaths:
+    return SegmenterPaths(prepared=prepared, checkpoints=root / "checkpoints/segmenter",
+                          artifacts=root / "artifacts/segmenter", reports=root / "reports/train_segmenter",
+                          repo_root=root)
+
+
+def test_segmenter_trains_writes_weights_and_resumes(prepared_data: Path, tmp_path: Path, mlflow_uri: str):
+    paths = segmenter_paths(tmp_path, prepared_data)
+    first = train_segmenter(tiny_params({"evaluate": {"segmenter_steps": 3, "segmenter_checkpoint_every": 2}}), paths)
+    assert first["steps"] == 3 and 0 <= first["metrics"]["val_miou"] <= 1
+    model = load_segmenter(paths.weights)
+    with torch.no_grad():
+        assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 20, 64, 64)
+    resumed = train_segmenter(tiny_params({"evaluate": {"segmenter_steps": 5, "segmenter_checkpoint_every": 2}}), paths)
+    lines = (paths.reports / "losses.csv").read_text().splitlines()
+    assert resumed["steps"] == 5 and [int(line.split(",")[0]) for line in lines[1:]] == [1, 2, 3, 4, 5]
+    assert (paths.reports / "metrics.json").is_file() and (paths.reports / "losses.png").is_file()
+
+
+def test_user_provided_segmenter_is_adopted(prepared_data: Path, tmp_path: Path):
+    architecture = segmenter_architecture(tiny_params().evaluate)
+    mine = tmp_path / "my_segmenter.pt"
+    save_segmenter(mine, build_segmenter(architecture), architecture)
+    paths = segmenter_paths(tmp_path / "repo", prepared_data)
+    info = use_provided_segmenter(tiny_params(), paths, mine)
+    assert info["source"] == str(mine)
+    adopted, original = load_segmenter(paths.weights).state_dict(), load_segmenter(mine).state_dict()
+    assert adopted.keys() == original.keys() and all(torch.equal(adopted[k], original[k]) for k in adopted)
+
+
+def test_foreign_segmenter_file_is_reported(tmp_path: Path):
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(SegmenterError, match="not a segmenter file"):
+        load_segmenter(foreign)
+    with pytest.raises(SegmenterError, match="not found"):
+        load_segmenter(tmp_path / "absent.pt")

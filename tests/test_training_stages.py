@@ -1,0 +1,136 @@
+"""The real trainers on tiny networks and data: determinism, learning, resume, NaN stop, MLflow contents."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from fashion_edit.config import Params
+from fashion_edit.data.store import SplitWriter, open_split
+from fashion_edit.training.checkpoints import read_checkpoint
+from fashion_edit.training.distributed import DistContext
+from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
+from fashion_edit.training.loop import NonFiniteLossError
+from fashion_edit.training.parser_trainer import PARSER_SPEC
+from fashion_edit.training.runner import TrainPaths, train
+from models.losses import ParserCriterion
+from tests.conftest import tiny_params
+
+SINGLE = DistContext(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: one thread is as fast and does not collapse when other jobs share the cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _paths(root: Path, prepared: Path, name: str) -> TrainPaths:
+    return TrainPaths(prepared=prepared, checkpoints=root / "checkpoints" / name, artifacts=root / "artifacts" / name,
+                      reports=root / "reports" / f"train_{name}", repo_root=root)
+
+
+def _params(experiment: str, **train: object) -> Params:
+    section = {"steps": 4, "batch_size": 2, "checkpoint_every": 2, "sample_every": 2, "log_every": 2, **train}
+    return tiny_params({"mlflow": {"experiment": experiment}, "train_parser": section, "train_inpainter": section})
+
+
+@pytest.mark.parametrize("spec", [PARSER_SPEC, INPAINTER_SPEC], ids=["parser", "inpainter"])
+def test_same_params_and_seed_give_identical_losses(spec, tmp_path, prepared_data, mlflow_uri):
+    params = _params("determinism", steps=2)
+    first = train(params, spec, _paths(tmp_path / "a", prepared_data, spec.name), SINGLE)
+    second = train(params, spec, _paths(tmp_path / "b", prepared_data, spec.name), SINGLE)
+    assert len(first.history) == 2 and first.history.rows == second.history.rows
+
+
+def test_resumed_training_equals_uninterrupted_training(tmp_path, prepared_data, mlflow_uri):
+    straight = train(_params("resume", steps=4), PARSER_SPEC, _paths(tmp_path / "a", prepared_data, "parser"), SINGLE)
+    paths = _paths(tmp_path / "b", prepared_data, "parser")
+    train(_params("resume", steps=2), PARSER_SPEC, paths, SINGLE)  # "killed" after step 2
+    resumed = train(_params("resume", steps=4), PARSER_SPEC, paths, SINGLE)
+    assert resumed.resumed_from == 2
+    assert resumed.history.rows == straight.history.rows
+    for a, b in zip(straight.generator.state_dict().values(), resumed.generator.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_checkpoint_of_other_params_is_not_resumed(tmp_path, prepared_data, mlflow_uri):
+    paths = _paths(tmp_path, prepared_data, "parser")
+    train(_params("identity", steps=2), PARSER_SPEC, paths, SINGLE)
+    again = train(_params("identity", steps=2, lr_g=3e-4), PARSER_SPEC, paths, SINGLE)
+    assert again.resumed_from is None and len(again.history) == 2
+
+
+def _small_subset(prepared: Path, destination: Path, count: int) -> Path:
+    """A copy of the prepared store whose train split holds only its first ``count`` items."""
+    shutil.copytree(prepared, destination)
+    source = open_split(prepared / "train")
+    shutil.rmtree(destination / "train")
+    height, width = source.size
+    writer = SplitWriter(destination / "train", count, height, width, with_eval=False)
+    for i in range(count):
+        writer.append(source.stems[i], images=source.images[i], parsing=source.parsing[i], sketch=source.sketch[i],
+                      colour=source.colour[i])
+    writer.close()
+    return destination
+
+
+def test_parser_cross_entropy_falls_when_overfitting_a_few_images(tmp_path, prepared_data, mlflow_uri):
+    prepared = _small_subset(prepared_data, tmp_path / "prepared", count=4)
+    params = _params("overfit", steps=40, batch_size=4, checkpoint_every=40, sample_every=40, log_every=10,
+                     lr_g=1e-3)
+    outcome = train(params, PARSER_SPEC, _paths(tmp_path, prepared, "parser"), SINGLE)
+    ce = outcome.history.column("loss_g/ce")
+    first, last = sum(ce[:5]) / 5, sum(ce[-5:]) / 5
+    assert last < 0.6 * first, f"cross-entropy did not fall enough: first 5 steps {first:.3f}, last 5 {last:.3f}"
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, prepared_data, mlflow_uri, monkeypatch):
+    original, calls = ParserCriterion.generator_losses, {"n": 0}
+
+    def nan_at_third_step(self, *args, **kwargs):
+        terms = original(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            terms["ce"] = terms["ce"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(ParserCriterion, "generator_losses", nan_at_third_step)
+    paths = _paths(tmp_path, prepared_data, "parser")
+    with pytest.raises(NonFiniteLossError, match=r"step 3: loss_g/ce = nan.*last good checkpoint \(step 2\)"):
+        train(_params("nan"), PARSER_SPEC, paths, SINGLE)
+    assert read_checkpoint(paths.checkpoints / "checkpoint.pt")["step"] == 2
+    assert not (paths.artifacts / "generator.pt").exists()
+    client = MlflowClient(mlflow_uri)
+    (run,) = client.search_runs(experiment_ids=[client.get_experiment_by_name("nan").experiment_id],
+                                filter_string="tags.`fashion_edit.role` = 'stage'")
+    assert run.info.status == "FAILED" and "step 3" in run.data.tags["failure"]
+
+
+def test_mlflow_run_holds_params_metrics_images_checkpoint_and_tags(tmp_path, prepared_data, mlflow_uri):
+    params = _params("contents")
+    outcome = train(params, PARSER_SPEC, _paths(tmp_path, prepared_data, "parser"), SINGLE)
+    client = MlflowClient(mlflow_uri)
+    run = client.get_run(outcome.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train_parser.lr_d"] == "0.0004" and run.data.params["parser.base_channels"] == "8"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss_g/ce")] == [1, 2, 3, 4]
+    assert client.get_metric_history(run.info.run_id, "images_per_s")[-1].value > 0
+    tags = run.data.tags
+    assert tags["dvc.stage"] == "train_parser" and len(tags["params_hash"]) == 16
+    assert tags["git_commit"] and tags["mlflow.parentRunId"]
+    artifacts = {a.path for folder in ("samples", "checkpoint", "weights", "curves")
+                 for a in client.list_artifacts(run.info.run_id, folder)}
+    assert {"samples/step_000002.png", "samples/step_000004.png", "samples/final_validation.png",
+            "checkpoint/checkpoint.pt", "weights/generator.pt", "curves/losses.csv", "curves/losses.png"} <= artifacts
+    info = json.loads((tmp_path / "artifacts" / "parser" / "info.json").read_text())
+    assert info["mlflow_run_id"] == outcome.run_id and info["steps"] == 4
+    weights = torch.load(tmp_path / "artifacts" / "parser" / "generator.pt", weights_only=True)
+    assert set(weights) == set(outcome.generator.state_dict())
