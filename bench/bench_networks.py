@@ -4,8 +4,8 @@
 
 For each network, size (128x128 batch 8, 256x256 batch 4 by default) and memory format (NCHW,
 channels_last) it reports seconds per full step (one D step + one G step with every loss term,
-VGG terms included, exactly as training does), images/s, and the generator-only forward+backward
-share.  Inputs are random tensors shaped like a dataset batch (speed does not depend on content).
+VGG terms included, as the training loop does), images/s, and the shares of the generator's
+forward+backward and (inpainter) of the VGG perceptual + style terms.  Inputs are random tensors shaped like a dataset batch (speed does not depend on content).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from fashion_edit.config import Params, load_params
 from fashion_edit.data.labels import NUM_CLASSES
@@ -71,7 +72,7 @@ def _gan_step(generate, d_terms, g_terms, generator, discriminator) -> Step:
     return step
 
 
-def parser_step(p: Params, batch: dict[str, torch.Tensor], memory_format: torch.memory_format) -> tuple[Step, Step, int]:
+def parser_step(p: Params, batch: dict[str, torch.Tensor], memory_format: torch.memory_format) -> tuple[dict[str, Step], int]:
     generator = build_parser(p).to(memory_format=memory_format)
     discriminator = build_parser_discriminator(p).to(memory_format=memory_format)
     criterion = build_parser_criterion(p)
@@ -93,10 +94,11 @@ def parser_step(p: Params, batch: dict[str, torch.Tensor], memory_format: torch.
     def g_only() -> None:
         generator.zero_grad(set_to_none=True)
         generator(x).mean().backward()
-    return _gan_step(generate, d_terms, g_terms, generator, discriminator), g_only, count_parameters(generator)
+    step = _gan_step(generate, d_terms, g_terms, generator, discriminator)
+    return {"step": step, "g_fwd_bwd": g_only}, count_parameters(generator)
 
 
-def inpainter_step(p: Params, batch: dict[str, torch.Tensor], memory_format: torch.memory_format) -> tuple[Step, Step, int]:
+def inpainter_step(p: Params, batch: dict[str, torch.Tensor], memory_format: torch.memory_format) -> tuple[dict[str, Step], int]:
     generator = build_inpainter(p).to(memory_format=memory_format)
     discriminator = build_inpainter_discriminator(p).to(memory_format=memory_format)
     criterion = build_inpainter_criterion(p).to(memory_format=memory_format)
@@ -119,7 +121,12 @@ def inpainter_step(p: Params, batch: dict[str, torch.Tensor], memory_format: tor
     def g_only() -> None:
         generator.zero_grad(set_to_none=True)
         run_inpainter(generator, batch, labels)[0].mean().backward()
-    return _gan_step(generate, d_terms, g_terms, generator, discriminator), g_only, count_parameters(generator)
+
+    def vgg_terms() -> None:  # the perceptual + style share of the step
+        fake = batch["image"].detach().clone().requires_grad_()
+        sum(criterion._vgg_terms(fake, batch["image"]).values()).backward()
+    step = _gan_step(generate, d_terms, g_terms, generator, discriminator)
+    return {"step": step, "g_fwd_bwd": g_only, "vgg_losses": vgg_terms}, count_parameters(generator)
 
 
 def seconds_per_call(fn: Step, repeats: int, warmup: int = 1) -> float:
@@ -133,6 +140,13 @@ def seconds_per_call(fn: Step, repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def gflop(fn: Step) -> float:
+    """Floating-point operations of one call (convolutions, matmuls, attention), in GFLOP."""
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops() / 1e9
+
+
 def run(p: Params, sizes: list[tuple[int, int, int]], repeats: int) -> list[dict]:
     rows = []
     for name, build in (("parser", parser_step), ("inpainter", inpainter_step)):
@@ -141,14 +155,18 @@ def run(p: Params, sizes: list[tuple[int, int, int]], repeats: int) -> list[dict
                 torch.manual_seed(0)
                 fmt = torch.channels_last if channels_last else torch.contiguous_format
                 batch = _to_format(random_batch(batch_size, height, width), channels_last)
-                step, g_only, g_params = build(p, batch, fmt)
-                full = seconds_per_call(step, repeats)
-                generator = seconds_per_call(g_only, repeats)
+                parts, g_params = build(p, batch, fmt)
+                work = gflop(parts["step"])
+                seconds = {part: seconds_per_call(fn, repeats) for part, fn in parts.items()}
                 rows.append({"network": name, "size": f"{height}x{width}", "batch": batch_size,
-                             "channels_last": channels_last, "g_params": g_params, "step_s": round(full, 3),
-                             "images_per_s": round(batch_size / full, 2), "g_fwd_bwd_s": round(generator, 3)})
+                             "channels_last": channels_last, "g_params": g_params,
+                             "images_per_s": round(batch_size / seconds["step"], 2),
+                             "gflop_per_step": round(work, 1), "gflop_per_s": round(work / seconds["step"], 1),
+                             **{f"{part}_s": round(value, 3) for part, value in seconds.items()}})
+                shares = ", ".join(f"{part} {value:.3f} s" for part, value in seconds.items() if part != "step")
                 print(f"{name:9s} {height}x{width} b{batch_size} channels_last={channels_last!s:5s} "
-                      f"step {full:.3f} s ({batch_size / full:.1f} img/s), G fwd+bwd {generator:.3f} s", flush=True)
+                      f"step {seconds['step']:.3f} s ({batch_size / seconds['step']:.1f} img/s, "
+                      f"{work:.0f} GFLOP, {work / seconds['step']:.0f} GFLOP/s); {shares}", flush=True)
     return rows
 
 

@@ -32,7 +32,6 @@ import json
 import math
 import re
 import tempfile
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -91,27 +90,27 @@ def edit_request(row: Mapping[str, Any]) -> dict[str, Any]:
     return {key: None if _missing(row.get(key)) else row[key] for key in REQUIRED_KEYS + OPTIONAL_KEYS}
 
 
-# MLflow warns at class creation and at save time that ``predict`` has no type-hint schema; on purpose:
-# a schema would make MLflow convert the inputs (arrays of any size, paths, optional keys) itself.
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", UserWarning)
+class EditorModel(mlflow.pyfunc.PythonModel):
+    """pyfunc: image + mask (+ sketch, colour strokes) -> edited image; see the module docstring."""
 
-    class EditorModel(mlflow.pyfunc.PythonModel):
-        """pyfunc: image + mask (+ sketch, colour strokes) -> edited image; see the module docstring."""
+    # No type hints on predict and no input schema, on purpose: MLflow would then convert the inputs
+    # (arrays of any size, paths, optional keys) itself. This is MLflow's switch for that (without it
+    # every import warns that predict has no usable type hints).
+    _skip_type_hint_validation = True
 
-        def load_context(self, context: Any) -> None:
-            self.editor = Editor.load(context.artifacts[EDITOR_ARTIFACT])
+    def load_context(self, context: Any) -> None:
+        self.editor = Editor.load(context.artifacts[EDITOR_ARTIFACT])
 
-        def predict(self, context: Any, model_input: Any, params: dict[str, Any] | None = None) -> Any:
-            seed = int((params or {}).get("seed", 0))
-            if isinstance(model_input, Mapping):
-                return self.editor.edit(**edit_request(model_input), seed=seed)
-            if hasattr(model_input, "to_dict"):  # a pandas DataFrame, one edit per row
-                model_input = model_input.to_dict("records")
-            if isinstance(model_input, list):
-                return [self.editor.edit(**edit_request(row), seed=seed) for row in model_input]
-            raise EditInputError(f"editor input must be a mapping with {list(REQUIRED_KEYS)} (+ {list(OPTIONAL_KEYS)}), "
-                                 f"a list of them or a DataFrame; got {type(model_input).__name__}")
+    def predict(self, context, model_input, params=None):  # noqa: ANN001 - see the note above
+        seed = int((params or {}).get("seed", 0))
+        if isinstance(model_input, Mapping):
+            return self.editor.edit(**edit_request(model_input), seed=seed)
+        if hasattr(model_input, "to_dict"):  # a pandas DataFrame, one edit per row
+            model_input = model_input.to_dict("records")
+        if isinstance(model_input, list):
+            return [self.editor.edit(**edit_request(row), seed=seed) for row in model_input]
+        raise EditInputError(f"editor input must be a mapping with {list(REQUIRED_KEYS)} (+ {list(OPTIONAL_KEYS)}), "
+                             f"a list of them or a DataFrame; got {type(model_input).__name__}")
 
 
 def editor_signature() -> ModelSignature:
@@ -121,12 +120,10 @@ def editor_signature() -> ModelSignature:
 
 def save_editor_model(bundle: Path, path: Path) -> Path:
     """Save the editor bundle at ``bundle`` as a pyfunc model folder at ``path``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # no type-hint schema / input example: see EditorModel
-        mlflow.pyfunc.save_model(
-            path, python_model=EditorModel(), artifacts={EDITOR_ARTIFACT: str(bundle)},
-            code_paths=[str(PACKAGE_ROOT / "fashion_edit"), str(PACKAGE_ROOT / "models")],
-            pip_requirements=pinned_requirements(), signature=editor_signature())
+    mlflow.pyfunc.save_model(
+        path, python_model=EditorModel(), artifacts={EDITOR_ARTIFACT: str(bundle)},
+        code_paths=[str(PACKAGE_ROOT / "fashion_edit"), str(PACKAGE_ROOT / "models")],
+        pip_requirements=pinned_requirements(), signature=editor_signature())
     return path
 
 
@@ -278,11 +275,10 @@ def _register_in_run(params: Params, paths: RegisterPaths, run: Any, editor: Edi
     decision = gate_and_promote(client, versions, metrics, params)
     run.set_tags({"promoted": decision.promote, "reason": decision.reason[:5000],
                   **{f"version.{name}": number for name, number in versions.items()}})
+    # models are logged under the run as runs:/<mlflow_run_id>/<name>
     return {"versions": versions, "promoted": decision.promote, "reason": decision.reason,
             "champion_before": None if champion_before is None else str(champion_before.version),
-            "champion": {name: _alias_version(client, name) for name in versions},
-            "model_uris": uris, "gate_metrics": {k: metrics[k] for k in (registry.FID_KEY, registry.MIOU_KEY)},
-            "tracking_uri": client.tracking_uri, "mlflow_run_id": run.run_id}
+            "champion": {name: _alias_version(client, name) for name in versions}, "mlflow_run_id": run.run_id}
 
 
 def _alias_version(client: Any, name: str) -> str | None:

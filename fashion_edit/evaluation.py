@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import cv2
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
@@ -53,7 +54,7 @@ SECTIONS = ("preprocess", "parser", "inpainter", "evaluate")
 MODEL = "model"
 # metrics key -> method of fashion_edit.baselines
 BASELINES = {"telea": "telea", "mean_fill": "mean_colour"}
-GRID_COLUMNS = ("input (hole tinted)", "sketch + colour strokes", "completed parsing", "output", "ground truth")
+GRID_COLUMNS = ("input", "sketch+colour", "parsing", "output", "truth")  # header of the sample grid
 IMAGE_KEYS = ("hole_l1", "psnr", "psnr_hole", "ssim", "st_lpips")
 
 
@@ -144,6 +145,16 @@ def grid_row(batch: Batch, out: TwoStageOutput, i: int) -> list[np.ndarray]:
             colourise_parsing(out.completed[i]), image_to_uint8(out.image[i]), image_to_uint8(batch["image"][i])]
 
 
+def with_header(grid: np.ndarray, titles: tuple[str, ...], height: int = 14, pad: int = 2) -> np.ndarray:
+    """``grid`` (columns of equal width, ``pad`` between them) with a strip of column titles on top."""
+    header = np.full((height, grid.shape[1], 3), 255, np.uint8)
+    column = (grid.shape[1] - pad) // len(titles)
+    for i, title in enumerate(titles):
+        cv2.putText(header, title, (pad + i * column + 2, height - 4), cv2.FONT_HERSHEY_SIMPLEX, 0.3, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    return np.concatenate([header, grid])
+
+
 # ----------------------------------------------------------------------------- main pass
 @dataclass
 class Evaluation:
@@ -184,7 +195,7 @@ def evaluate(params: Params, paths: EvaluatePaths, networks: EditorNetworks | No
                                "baselines": {name: scores[name] for name in BASELINES},
                                "test_images": len(test),
                                "images_without_hole": methods[MODEL].pixels.compute()["images_without_hole"]}
-    return Evaluation(metrics=metrics, grid=make_grid(rows))
+    return Evaluation(metrics=metrics, grid=with_header(make_grid(rows), GRID_COLUMNS))
 
 
 # ----------------------------------------------------------------------------- outputs

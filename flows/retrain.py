@@ -32,7 +32,7 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run
+from prefect.runtime import deployment, flow_run
 
 from fashion_edit import dvc_runner
 from fashion_edit.config import Params, ParamsError, RegisterParams, load_params
@@ -71,10 +71,11 @@ class RetrainResult:
 class GateOutcome:
     candidate_versions: dict[str, str]
     champion_versions: dict[str, str | None]
-    promote: bool
+    promote: bool  # the flow should move `champion` to the candidates
     reason: str
     new_version: bool
     notes: list[str]
+    promoted_in_pipeline: bool = False  # the register stage already did (same gate, same thresholds)
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -160,6 +161,10 @@ def gate_candidates(client: Any, gates: RegisterParams, run_name: str | None) ->
         notes.append(f"editor v{gate.version} was registered by pipeline run {produced_by!r}, not this one: "
                      "the pipeline's outputs were up to date, so no new version was made")
     if champions[registry.GATE_MODEL] == str(gate.version):
+        if new_version:  # the register stage applies the same gate and promoted this run's versions
+            why = (gate.tags or {}).get("champion.reason", "")
+            return GateOutcome(candidates, champions, False, f"promoted by the pipeline's register stage: {why}",
+                               new_version, notes, promoted_in_pipeline=True)
         return GateOutcome(candidates, champions, False,
                            f"editor v{gate.version} is already the champion", new_version, notes)
     decision = registry.promotion_decision(registry.version_metrics(gate),
@@ -193,15 +198,16 @@ def dvc_pull(repo: Path, remote: str | None) -> None:
 
 
 @task(name="dvc-reproduce", retries=0, cache_policy=NO_CACHE, persist_result=False)
-def dvc_reproduce(repo: Path, mode: str, name: str, overrides: list[str], force: bool,
+def dvc_reproduce(repo: Path, mode: str, name: str, overrides: list[str], targets: list[str], force: bool,
                   timeout_s: float) -> float:
     """Run the pipeline; the subprocess is stopped at ``timeout_s`` (checkpoints let the next run resume)."""
     env = {ENV_PIPELINE_RUN: name}
     log = _log_lines()
     if mode == "exp":
-        result = dvc_runner.exp_run(repo, name, overrides, force=force, env=env, timeout=timeout_s, on_line=log)
+        result = dvc_runner.exp_run(repo, name, overrides, targets, force=force, env=env, timeout=timeout_s,
+                                    on_line=log)
     else:
-        result = dvc_runner.repro(repo, force=force, env=env, timeout=timeout_s, on_line=log)
+        result = dvc_runner.repro(repo, targets, force=force, env=env, timeout=timeout_s, on_line=log)
     return result.seconds
 
 
@@ -252,6 +258,7 @@ def retrain(
     push: bool = False,
     remote: str | None = None,
     mode: Literal["exp", "repro"] = "exp",
+    targets: list[str] | None = None,
     experiment: str | None = None,
     force: bool = False,
     promote: bool = True,
@@ -265,6 +272,8 @@ def retrain(
     pull / push / remote: ``dvc pull`` before and ``dvc push`` after, against ``remote``.
     mode: ``exp`` = ``dvc exp run -n <experiment>`` (results applied to the workspace);
     ``repro`` = plain ``dvc repro`` (no overrides).
+    targets: DVC stages to reproduce with their upstream stages (None: the whole DAG), e.g.
+    ``["register"]`` to retrain, evaluate and register without rerunning the ablation study.
     promote: False = decide and report only.
     """
     started = time.monotonic()
@@ -276,20 +285,26 @@ def retrain(
                          "commit the params change or use mode='exp'")
     params_with_overrides(load_params(root / "params.yaml"), items)
     name = dvc_runner.check_experiment_name(experiment or experiment_name(run_id=flow_run.get_id()))
-    logger.info("pipeline run %s in %s (mode=%s, overrides=%s)", name, root, mode, items)
+    logger.info("pipeline run %s in %s (mode=%s, targets=%s, overrides=%s)", name, root, mode,
+                targets or "all stages", items)
 
     if pull:
         dvc_pull(root, remote)
     timeout_s = training_timeout_hours * 3600
-    dvc_reproduce.with_options(timeout_seconds=timeout_s + TIMEOUT_GRACE_S)(root, mode, name, items, force, timeout_s)
+    dvc_reproduce.with_options(timeout_seconds=timeout_s + TIMEOUT_GRACE_S)(
+        root, mode, name, items, list(targets or []), force, timeout_s)
 
     params = load_params(root / "params.yaml")  # `dvc exp run -S` applied the overrides to the file
     tracking_uri = resolve_tracking_uri(params.mlflow, root)
+    if tracking_uri.startswith("sqlite:") and deployment.get_id():
+        logger.warning("the MLflow registry is a SQLite file in this checkout (%s): on a worker that clones the "
+                       "repository per run, the registered versions and the champion alias disappear with it; "
+                       "set MLFLOW_TRACKING_URI (job variable env) to a tracking server", tracking_uri)
     metrics = read_metrics(root / METRICS_FILE)
     check_tracking_server(tracking_uri)
     outcome = gate(tracking_uri, params.registry, name)
     champions = dict(outcome.champion_versions)
-    promoted = False
+    promoted = outcome.promoted_in_pipeline
     if outcome.promote and promote:
         champions.update(promote_candidates(tracking_uri, outcome.candidate_versions, outcome.reason))
         promoted = True
@@ -332,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--push", action="store_true")
     run.add_argument("--remote")
     run.add_argument("--mode", choices=["exp", "repro"], default="exp")
+    run.add_argument("--target", dest="targets", action="append", help="DVC stage (with its upstream); repeatable")
     run.add_argument("--experiment")
     run.add_argument("--force", action="store_true")
     run.add_argument("--no-promote", dest="promote", action="store_false")
@@ -347,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
                       description="Weekly retraining: dvc exp run, champion/challenger gate, promotion.")
         return 0
     result = retrain(overrides=args.overrides, data_source=args.data_source, data_root=args.data_root,
-                     pull=args.pull, push=args.push, remote=args.remote, mode=args.mode,
+                     pull=args.pull, push=args.push, remote=args.remote, mode=args.mode, targets=args.targets,
                      experiment=args.experiment, force=args.force, promote=args.promote, repo=args.repo)
     print(json.dumps(asdict(result), indent=2, default=str))
     return 0

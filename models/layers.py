@@ -210,7 +210,7 @@ class SelfAttention(nn.Module):
 
         def tokens(t: torch.Tensor) -> torch.Tensor:  # (B, C', H, W) -> (B, 1, N, C)
             t = t.flatten(2).transpose(1, 2).unsqueeze(1)
-            return F.pad(t, (0, c - t.shape[-1]))
+            return F.pad(t, (0, c - t.shape[-1])) if t.shape[-1] < c else t.contiguous()
 
         def pooled(t: torch.Tensor) -> torch.Tensor:
             return F.max_pool2d(t, 2, ceil_mode=True)

@@ -59,7 +59,7 @@ def _dvc(repo: Path, *args: str) -> None:
 # override makes a better or worse model), writes the evaluate metrics and registers the three
 # models the way the real register stage does, through fashion_edit.registry.
 FAKE_STAGE = textwrap.dedent('''
-    import json, sys
+    import json, os, sys
     from pathlib import Path
     from mlflow import MlflowClient
     from fashion_edit import registry
@@ -82,7 +82,12 @@ FAKE_STAGE = textwrap.dedent('''
     for name in registry.MODEL_NAMES:
         run = client.create_run(experiment.experiment_id, run_name=f"register {name}")
         client.log_artifacts(run.info.run_id, "model", "model")
-        registry.register_version(client, name, f"runs:/{run.info.run_id}/model", metrics=metrics, identity=identity)
+        version = registry.register_version(client, name, f"runs:/{run.info.run_id}/model", metrics=metrics,
+                                            identity=identity)
+        if os.environ.get("FAKE_STAGE_PROMOTES"):  # like the real register stage: gate + promote itself
+            decision = registry.promotion_decision(metrics, registry.champion_metrics(client), params.registry)
+            if decision.promote:
+                registry.promote(client, name, version.version, decision.reason)
     print("fake pipeline done", metrics)
 ''')
 

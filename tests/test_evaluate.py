@@ -79,8 +79,8 @@ def test_sample_grid_has_one_row_per_fixed_item_and_five_columns(evaluated, prep
     paths, _, _ = evaluated
     grid = cv2.imread(str(paths.grid))
     rows = len(grid_indices(4, tiny_params().evaluate.grid_items))
-    side, pad = 64, 2
-    assert grid.shape == (rows * (side + pad) + pad, len(GRID_COLUMNS) * (side + pad) + pad, 3)
+    side, pad, header = 64, 2, 14
+    assert grid.shape == (header + rows * (side + pad) + pad, len(GRID_COLUMNS) * (side + pad) + pad, 3)
 
 
 def test_evaluation_is_logged_to_mlflow(evaluated):

@@ -42,6 +42,15 @@ def test_retrain_promotes_first_then_gates_worse_and_better(fake_project):
     assert "already the champion" in again.reason and again.candidate_versions["editor"] == "3"
 
 
+def test_promotion_done_by_the_register_stage_is_reported(fake_project, monkeypatch):
+    from flows.retrain import retrain
+
+    monkeypatch.setenv("FAKE_STAGE_PROMOTES", "1")
+    result = retrain(repo=str(fake_project), experiment="staged")
+    assert result.promoted and result.new_version and "register stage" in result.reason
+    assert result.champion_versions["editor"] == result.candidate_versions["editor"] == "1"
+
+
 def test_failing_stage_fails_the_flow_run_with_the_stage_error_in_its_logs(fake_project):
     from prefect import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
@@ -195,3 +204,26 @@ def test_serve_command_serves_the_flow_on_the_same_cron(prefect_harness, monkeyp
     with get_client(sync_client=True) as client:
         stored = client.read_deployment_by_name(f"{module.FLOW_NAME}/{module.LOCAL_DEPLOYMENT}")
     assert [s.schedule.cron for s in stored.schedules] == [module.DEFAULT_CRON]
+
+
+# ------------------------------------------------------------------- the real pipeline
+@pytest.mark.slow
+def test_retrain_flow_runs_the_real_pipeline_on_the_tiny_config(tiny_repo, prefect_harness, monkeypatch):  # noqa: F811
+    import os
+
+    from mlflow import MlflowClient
+
+    from fashion_edit.tracking import TAG_PIPELINE_RUN
+    from flows.retrain import retrain
+
+    monkeypatch.setenv("PATH", f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}")
+    result = retrain(repo=str(tiny_repo), experiment="tiny-e2e", targets=["register"])
+    assert {"fid", "parser_miou"} <= set(result.metrics)
+    assert result.candidate_versions == {"editor": "1", "parser": "1", "inpainter": "1"}
+    assert result.promoted and result.new_version, result.reason  # first version: the register stage promotes
+    assert result.champion_versions == {"parser": "1", "inpainter": "1", "editor": "1"}
+    client = MlflowClient(result.tracking_uri)
+    assert client.get_model_version("editor", "1").tags["pipeline.run"] == "tiny-e2e"
+    parents = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                 filter_string=f"tags.`{TAG_PIPELINE_RUN}` = 'tiny-e2e'")
+    assert parents, "stage runs are not grouped under the experiment name"

@@ -15,7 +15,8 @@ from fashion_edit.training.checkpoints import (CheckpointError, atomic_torch_sav
 from fashion_edit.training.curves import LossHistory, plot_png, write_csv
 from fashion_edit.training.distributed import DistContext
 from fashion_edit.training.hooks import CheckpointHook
-from fashion_edit.training.loop import (LoopSchedule, LoopState, NonFiniteLossError, batch_stream, run_gan_loop)
+from fashion_edit.training.loop import (LoopSchedule, LoopState, NonFiniteLossError, TrainingDataError, batch_stream,
+                                        run_gan_loop)
 
 SINGLE = DistContext(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
 
@@ -130,7 +131,7 @@ def test_batch_stream_resumes_mid_epoch_and_crosses_epochs():
 
 
 def test_batch_stream_rejects_a_split_smaller_than_a_batch():
-    with pytest.raises(ValueError, match="fewer than batch_size"):
+    with pytest.raises(TrainingDataError, match="fewer than batch_size"):
         next(batch_stream(NoiseImages(3), 4, 0, 0, SINGLE))
 
 
@@ -189,3 +190,12 @@ def test_curves_written_as_csv_and_png(tmp_path):
     lines = (tmp_path / "losses.csv").read_text().splitlines()
     assert lines[0] == "step,loss_d/real,loss_g/l1" and lines[1].startswith("1,1,2") and len(lines) == 6
     assert (tmp_path / "losses.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stale_temporary_files_of_a_killed_writer_are_removed(tmp_path):
+    from fashion_edit.training.checkpoints import remove_stale_temporaries
+
+    (tmp_path / ".checkpoint.pt.tmp-123").write_bytes(b"half")
+    (tmp_path / "checkpoint.pt").write_bytes(b"kept")
+    assert remove_stale_temporaries(tmp_path / "checkpoint.pt") == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]

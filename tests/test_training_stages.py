@@ -14,7 +14,7 @@ from fashion_edit.data.store import SplitWriter, open_split
 from fashion_edit.training.checkpoints import read_checkpoint
 from fashion_edit.training.distributed import DistContext
 from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
-from fashion_edit.training.loop import NonFiniteLossError
+from fashion_edit.training.loop import NonFiniteLossError, TrainingDataError
 from fashion_edit.training.parser_trainer import PARSER_SPEC
 from fashion_edit.training.runner import TrainPaths, train
 from models.losses import ParserCriterion
@@ -89,7 +89,7 @@ def test_parser_cross_entropy_falls_when_overfitting_a_few_images(tmp_path, prep
     outcome = train(params, PARSER_SPEC, _paths(tmp_path, prepared, "parser"), SINGLE)
     ce = outcome.history.column("loss_g/ce")
     first, last = sum(ce[:5]) / 5, sum(ce[-5:]) / 5
-    assert last < 0.6 * first, f"cross-entropy did not fall enough: first 5 steps {first:.3f}, last 5 {last:.3f}"
+    assert last < 0.5 * first, f"cross-entropy did not fall enough: first 5 steps {first:.3f}, last 5 {last:.3f}"
 
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, prepared_data, mlflow_uri, monkeypatch):
@@ -134,3 +134,17 @@ def test_mlflow_run_holds_params_metrics_images_checkpoint_and_tags(tmp_path, pr
     assert info["mlflow_run_id"] == outcome.run_id and info["steps"] == 4
     weights = torch.load(tmp_path / "artifacts" / "parser" / "generator.pt", weights_only=True)
     assert set(weights) == set(outcome.generator.state_dict())
+
+
+def test_channels_last_layout_trains_the_same_network(tmp_path, prepared_data, mlflow_uri):
+    default = train(_params("layout", steps=1), PARSER_SPEC, _paths(tmp_path / "a", prepared_data, "parser"), SINGLE)
+    channels_last = train(_params("layout", steps=1, channels_last=True), PARSER_SPEC,
+                          _paths(tmp_path / "b", prepared_data, "parser"), SINGLE)
+    assert channels_last.history.columns == default.history.columns
+    assert channels_last.history.rows[0] == pytest.approx(default.history.rows[0], rel=1e-3)
+
+
+def test_split_smaller_than_a_batch_is_reported(tmp_path, prepared_data, mlflow_uri):
+    prepared = _small_subset(prepared_data, tmp_path / "prepared", count=2)
+    with pytest.raises(TrainingDataError, match="2 items: fewer than batch_size \\(4\\)"):
+        train(_params("small", batch_size=4), PARSER_SPEC, _paths(tmp_path, prepared, "parser"), SINGLE)

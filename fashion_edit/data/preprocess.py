@@ -5,8 +5,9 @@ keeping the aspect ratio (image INTER_AREA, parsing INTER_NEAREST, padding = bac
 the parsing and the median border colour for the image), Canny sketch and segment mean colour,
 and for val/test the fixed evaluation hole and colour-stroke masks (seeded per stem by
 ``preprocess.eval_mask_seed``). Bad items are skipped, counted by kind and listed in the report.
-Rows go straight into preallocated memmaps; with ``workers > 1`` spawned processes prepare
-items in order (results are identical, only faster).
+Rows are appended to the split's ``.npy`` files in item order (memory stays flat whatever the
+dataset size); with ``workers > 1`` spawned processes prepare items in order (results are
+identical, only faster).
 
 Splits: a source's official split is kept; items without one are split by a seeded hash of
 their stem at the ``preprocess.split`` fractions (exact counts, at least one item per
@@ -22,7 +23,7 @@ import os
 import shutil
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,9 +173,33 @@ def _item_files(item: RawItem) -> list[Path]:
     return [p for p in (item.image_path, item.parsing_path, item.keypoints_path) if p is not None]
 
 
-def item_digest(item: RawItem) -> bytes:
+def shared_files(items: Sequence[RawItem]) -> frozenset[Path]:
+    """Files listed by more than one item (e.g. DeepFashion-MM's one keypoints_loc.txt)."""
+    counts = Counter(path for item in items for path in _item_files(item))
+    return frozenset(path for path, n in counts.items() if n > 1)
+
+
+@dataclass
+class FileHasher:
+    """sha256 of files, remembering those in ``shared`` so each is read once per run (and process).
+
+    Only shared files are remembered: caching every path would grow with the dataset.
+    """
+
+    shared: frozenset[Path] = frozenset()
+    known: dict[Path, str] = field(default_factory=dict)
+
+    def __call__(self, path: Path) -> str:
+        if path not in self.shared:
+            return file_sha256(path)
+        if path not in self.known:
+            self.known[path] = file_sha256(path)
+        return self.known[path]
+
+
+def item_digest(item: RawItem, hasher: Callable[[Path], str] = file_sha256) -> bytes:
     """Stem plus the sha256 of each of the item's files."""
-    return item.stem.encode() + b"".join(file_sha256(f).encode() for f in _item_files(item))
+    return item.stem.encode() + b"".join(hasher(f).encode() for f in _item_files(item))
 
 
 # ------------------------------------------------------------------------------ workers
@@ -194,6 +219,7 @@ class ItemProcessor:
     source: Source
     p: PreprocessParams
     masks: MaskParams
+    hasher: FileHasher = field(default_factory=FileHasher)
 
     def __call__(self, task: tuple[RawItem, str]) -> ItemResult:
         item, split = task
@@ -202,7 +228,7 @@ class ItemProcessor:
         except SampleSkipped as skipped:
             return ItemResult(item.stem, split, skipped=(skipped.path, skipped.reason))
         rows = prepare_sample(sample, item.stem, split in EVAL_SPLITS, self.p, self.masks)
-        return ItemResult(item.stem, split, rows=rows, digest=item_digest(item))
+        return ItemResult(item.stem, split, rows=rows, digest=item_digest(item, self.hasher))
 
 
 _WORKER: ItemProcessor | None = None
@@ -277,11 +303,12 @@ def preprocess(
     shutil.rmtree(partial, ignore_errors=True)
     histograms = {s: np.zeros(NUM_CLASSES, dtype=np.int64) for s in SPLITS}
     hashes = {s: hashlib.sha256() for s in SPLITS}
+    writers: dict[str, SplitWriter] = {}
     try:
-        writers = {
-            s: SplitWriter(partial / s, splits.count(s), p.height, p.width, with_eval=s in EVAL_SPLITS) for s in SPLITS
-        }
-        results = process_items(ItemProcessor(source, p, masks), tasks, workers)
+        for s in SPLITS:
+            writers[s] = SplitWriter(partial / s, splits.count(s), p.height, p.width, with_eval=s in EVAL_SPLITS)
+        processor = ItemProcessor(source, p, masks, FileHasher(shared_files(items)))
+        results = process_items(processor, tasks, workers)
         for result in tqdm(results, total=len(tasks), desc="preprocess", unit="img", disable=None):
             if result.rows is None:
                 report.skip(*result.skipped)
@@ -295,6 +322,8 @@ def preprocess(
         _write_json(report_path, report.to_dict())
         _check_usable(report, p)
     except BaseException:
+        for writer in writers.values():
+            writer.discard()
         shutil.rmtree(partial, ignore_errors=True)
         raise
 

@@ -8,11 +8,14 @@
                        eval_masks.npy, eval_strokes.npy  uint8 (N, H, W) {0, 1} (val/test only)
     <prepared>/manifest.json
 
-Arrays are written row by row into preallocated memmaps (never all in memory) and read back
-with ``np.load(mmap_mode="r")`` so a data loader touches only the rows it needs.
+Arrays are written front to back with plain buffered file writes (never all in memory, and
+never mapped: mapped output pages would count in the writer's resident memory and grow with
+the dataset) and read back with ``np.load(mmap_mode="r")`` so a data loader touches only the
+rows it needs. A written file is byte-identical to ``np.save`` of the same array.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -106,46 +109,89 @@ def read_manifest(prepared_dir: str | Path) -> dict:
 
 
 class SplitWriter:
-    """Fills preallocated memmaps row by row; :meth:`close` trims unused rows (skipped items)."""
+    """Appends rows to one ``.npy`` file per array; :meth:`close` trims unused rows (skipped items)."""
 
     def __init__(self, root: Path, capacity: int, height: int, width: int, with_eval: bool) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.capacity = capacity
         self.shapes = _array_shapes(height, width, with_eval)
-        self.arrays = {
-            name: np.lib.format.open_memmap(self.root / f"{name}.npy", mode="w+", dtype=np.uint8, shape=(capacity, *shape))
-            for name, shape in self.shapes.items()
-        }
+        self.files: dict[str, NpyRowFile] = {}
+        try:
+            for name, shape in self.shapes.items():
+                self.files[name] = NpyRowFile(self.root / f"{name}.npy", capacity, shape)
+        except BaseException:
+            self.discard()
+            raise
         self.stems: list[str] = []
 
     def append(self, stem: str, **rows: np.ndarray) -> None:
         """Write one item; ``rows`` gives every array of this split by name."""
-        if set(rows) != set(self.arrays):
-            raise ValueError(f"{self.root}: expected arrays {sorted(self.arrays)}, got {sorted(rows)}")
-        index = len(self.stems)
+        if set(rows) != set(self.files):
+            raise ValueError(f"{self.root}: expected arrays {sorted(self.files)}, got {sorted(rows)}")
+        if len(self.stems) >= self.capacity:
+            raise ValueError(f"{self.root}: more than the {self.capacity} rows this split was sized for ({stem!r})")
         for name, row in rows.items():
-            self.arrays[name][index] = row
+            self.files[name].append(row)
         self.stems.append(stem)
 
     def close(self) -> int:
-        """Flush, shrink arrays to the rows written, write stems.json; returns the row count."""
+        """Finish every file at the rows written, write stems.json; returns the row count."""
         count = len(self.stems)
-        for name, array in self.arrays.items():
-            array.flush()
-            if count < self.capacity:
-                _shrink(self.root / f"{name}.npy", array, count)
-        self.arrays = {}
+        for array_file in self.files.values():
+            array_file.close(count)
+        self.files = {}
         (self.root / STEMS).write_text(json.dumps(self.stems))
         return count
 
+    def discard(self) -> None:
+        """Close the files without finishing them (the caller deletes the folder)."""
+        for array_file in self.files.values():
+            array_file.handle.close()
+        self.files = {}
 
-def _shrink(path: Path, array: np.memmap, count: int, chunk: int = 256) -> None:
-    """Copy the first ``count`` rows into a new file in chunks, then replace the original."""
+
+def _npy_header(shape: tuple[int, ...]) -> bytes:
+    """The exact header ``np.save`` writes for a C-ordered uint8 array of ``shape``."""
+    buffer = io.BytesIO()
+    descr = np.lib.format.dtype_to_descr(np.dtype(np.uint8))
+    np.lib.format.write_array_header_1_0(buffer, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
+
+
+class NpyRowFile:
+    """A uint8 ``.npy`` file of rows of ``row_shape`` written in order through a buffered handle."""
+
+    def __init__(self, path: Path, capacity: int, row_shape: tuple[int, ...]) -> None:
+        self.path = path
+        self.row_shape = tuple(row_shape)
+        self.header = _npy_header((capacity, *self.row_shape))
+        self.handle = open(path, "wb")
+        self.handle.write(self.header)
+
+    def append(self, row: np.ndarray) -> None:
+        if row.shape != self.row_shape or not np.can_cast(row.dtype, np.uint8, casting="safe"):
+            raise ValueError(f"{self.path}: row of shape {row.shape} {row.dtype}, expected {self.row_shape} uint8")
+        self.handle.write(np.ascontiguousarray(row, dtype=np.uint8).data)
+
+    def close(self, count: int) -> None:
+        """Rewrite the header for ``count`` rows (np.save pads it to a fixed length, so it fits in place)."""
+        header = _npy_header((count, *self.row_shape))
+        if len(header) != len(self.header):  # not with numpy's fixed-width shape field; guard anyway
+            self.handle.close()
+            _replace_header(self.path, len(self.header), header)
+            return
+        self.handle.seek(0)
+        self.handle.write(header)
+        self.handle.close()
+
+
+def _replace_header(path: Path, old_length: int, header: bytes, chunk: int = 1 << 22) -> None:
+    """Copy the data after an ``old_length`` header behind a new header, in chunks, then replace the file."""
     tmp = path.with_suffix(".tmp.npy")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=array.dtype, shape=(count, *array.shape[1:]))
-    for start in range(0, count, chunk):
-        out[start : start + chunk] = array[start : min(start + chunk, count)]
-    out.flush()
-    del out
+    with open(path, "rb") as source, open(tmp, "wb") as target:
+        source.seek(old_length)
+        target.write(header)
+        while block := source.read(chunk):
+            target.write(block)
     os.replace(tmp, path)

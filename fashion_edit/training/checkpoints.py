@@ -52,6 +52,14 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     _fsync_dir(path.parent)  # make the rename itself durable
 
 
+def remove_stale_temporaries(path: Path) -> int:
+    """Delete temporary files a killed writer left beside ``path``; returns how many."""
+    stale = list(path.parent.glob(f".{path.name}.tmp-*")) if path.parent.is_dir() else []
+    for leftover in stale:
+        leftover.unlink(missing_ok=True)
+    return len(stale)
+
+
 # ----------------------------------------------------------------------------- RNG state
 def capture_rng_state() -> dict[str, Any]:
     """RNG states of torch (CPU and CUDA), numpy's global generator and python's ``random``."""

@@ -37,6 +37,10 @@ class NonFiniteLossError(FloatingPointError):
     """A loss term became NaN or infinite; training stopped without applying that step."""
 
 
+class TrainingDataError(ValueError):
+    """The training split cannot feed the configured batches."""
+
+
 class GanTask(Protocol):
     generator: torch.nn.Module       # what the loop optimises on the G side (possibly DDP-wrapped)
     discriminator: torch.nn.Module   # the plain D module (frozen during the G step)
@@ -89,7 +93,7 @@ def batch_stream(dataset: Dataset, batch_size: int, seed: int, start_step: int, 
     """
     per_epoch = steps_per_epoch(len(dataset), batch_size, ctx.world_size)
     if per_epoch == 0:
-        raise ValueError(f"training split has {len(dataset)} items: fewer than batch_size ({batch_size}) x "
+        raise TrainingDataError(f"training split has {len(dataset)} items: fewer than batch_size ({batch_size}) x "
                          f"processes ({ctx.world_size}); lower the batch size or prepare more data")
     epoch, skip = divmod(start_step, per_epoch)
     while True:
@@ -99,8 +103,10 @@ def batch_stream(dataset: Dataset, batch_size: int, seed: int, start_step: int, 
         if hasattr(dataset, "set_epoch"):
             dataset.set_epoch(epoch)  # before the loader copies the dataset into workers
         batches = list(BatchSampler(list(sampler), batch_size, drop_last=True))[skip:]
+        # own generator: worker seeding must not draw from the global torch RNG (exact resume)
         loader = DataLoader(dataset, batch_sampler=batches, num_workers=num_workers,
-                            pin_memory=ctx.device.type == "cuda")
+                            pin_memory=ctx.device.type == "cuda",
+                            generator=torch.Generator().manual_seed(seed + epoch))
         yield from loader
         epoch, skip = epoch + 1, 0
 

@@ -32,7 +32,8 @@ from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.store import open_split
 from fashion_edit.tracking import NullRun, mark_run_killed, params_hash, start_stage_run
 from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint, atomic_torch_save,
-                                               load_matching_checkpoint, save_checkpoint)
+                                               load_matching_checkpoint, remove_stale_temporaries,
+                                               save_checkpoint)
 from fashion_edit.training.curves import LossHistory, plot_png, write_csv
 from fashion_edit.training.distributed import DistContext, ranks_in_sync
 from fashion_edit.training.hooks import CheckpointHook, ProgressHook, TrackingHook
@@ -190,6 +191,8 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
 
     identity = checkpoint_identity(params, spec, _read_manifest_bytes(paths.prepared), ctx.world_size)
     checkpoint_path = paths.checkpoints / CHECKPOINT_FILE
+    if ctx.is_main:
+        remove_stale_temporaries(checkpoint_path)  # a SIGKILL during a write leaves one behind
     state, why = load_matching_checkpoint(checkpoint_path, identity)
     if state is not None and state["step"] > t.steps:
         state, why = None, (f"checkpoint {checkpoint_path} is at step {state['step']}, beyond "

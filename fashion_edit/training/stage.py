@@ -22,12 +22,12 @@ from fashion_edit.tracking import TrackingError
 from fashion_edit.training.checkpoints import CheckpointError
 from fashion_edit.training.distributed import (DistributedSetupError, default_nproc, launched_by_torchrun,
                                                setup_distributed, teardown_distributed, torchrun_command)
-from fashion_edit.training.loop import NonFiniteLossError
+from fashion_edit.training.loop import NonFiniteLossError, TrainingDataError
 from fashion_edit.training.runner import TrainerSpec, TrainPaths, train
 
 # errors whose message already says what went wrong and what to do: no traceback
 EXPECTED_ERRORS = (ParamsError, StoreError, WeightsError, TrackingError, CheckpointError, DistributedSetupError,
-                   NonFiniteLossError, FileNotFoundError)
+                   NonFiniteLossError, TrainingDataError, FileNotFoundError)
 
 
 def _env_finding(module: str) -> dict[str, str]:

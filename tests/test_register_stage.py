@@ -1,0 +1,149 @@
+"""The register stage against a SQLite registry: logged models, candidate/champion aliases, the gate."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fashion_edit import registry
+from fashion_edit.editor import Editor
+from fashion_edit.editor_model import (RegisterPaths, example_batch, gate_and_promote, load_registered_model,
+                                       register_candidates, register_models)
+from fashion_edit.networks import parser_input
+from stages import register as register_stage
+from tests.conftest import tiny_params
+from tests.test_evaluate import write_random_artifacts
+
+METRICS = {"fid": 100.0, "parser_miou": 0.5, "parser_miou_hole": 0.3, "hole_l1": 0.1,
+           "baselines": {"telea": {"fid": 120.0}}}
+
+
+def register_paths(root: Path) -> RegisterPaths:
+    return RegisterPaths(artifacts=root / "artifacts", evaluation=root / "reports/metrics/evaluate.json",
+                         bundle=root / "artifacts/editor", report=root / "reports/metrics/register.json",
+                         repo_root=root)
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory: pytest.TempPathFactory):
+    """One real register run into an empty registry; returns (paths, report, params, client)."""
+    from mlflow import MlflowClient
+
+    root = tmp_path_factory.mktemp("register")
+    write_random_artifacts(root / "artifacts")
+    paths = register_paths(root)
+    paths.evaluation.parent.mkdir(parents=True)
+    paths.evaluation.write_text(json.dumps(METRICS))
+    params = tiny_params({"mlflow": {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}"}})
+    report = register_models(params, paths)
+    return paths, report, params, MlflowClient(tracking_uri=params.mlflow.tracking_uri)
+
+
+def logged_models(report: dict) -> dict[str, str]:
+    return {name: f"runs:/{report['mlflow_run_id']}/{name}" for name in registry.MODEL_NAMES}
+
+
+def aliases(client, name: str) -> dict[str, str]:
+    return {alias: str(version) for alias, version in client.get_registered_model(name).aliases.items()}
+
+
+def test_first_registration_becomes_champion(registered):
+    paths, report, _, client = registered
+    assert report["versions"] == {"parser": "1", "inpainter": "1", "editor": "1"}
+    assert report["promoted"] is True and "no champion yet" in report["reason"]
+    assert json.loads(paths.report.read_text()) == report
+    for name in registry.MODEL_NAMES:
+        assert aliases(client, name) == {"candidate": "1", "champion": "1"}
+
+
+def test_versions_carry_metrics_and_pipeline_identity(registered):
+    _, _, _, client = registered
+    tags = client.get_model_version("editor", "1").tags
+    assert float(tags["metric.fid"]) == 100.0 and float(tags["metric.parser_miou"]) == 0.5
+    assert "metric.baselines" not in " ".join(tags)  # only the model's own numbers are gate material
+    for key in ("git.commit", "dvc.lock_md5", "dvc.params_md5", "pipeline.run"):
+        assert key in tags
+
+
+def test_registered_models_load_and_predict(registered):
+    paths, _, params, _ = registered
+    uri = params.mlflow.tracking_uri
+    editor = load_registered_model("models:/editor@champion", uri)
+    request = {"image": np.full((40, 40, 3), 120, np.uint8), "mask": np.pad(np.ones((20, 20), np.uint8), 10)}
+    assert np.array_equal(editor.predict(request), Editor.load(paths.bundle).edit(**request))
+    parser = load_registered_model("models:/parser@champion", uri)
+    logits = parser.predict(parser_input(example_batch((64, 64), count=3)).numpy())
+    assert logits.shape == (3, 20, 64, 64)
+    inpainter = load_registered_model("models:/inpainter/1", uri)
+    assert inpainter.predict(np.zeros((1, 30, 64, 64), np.float32)).shape == (1, 3, 64, 64)
+
+
+def test_worse_candidate_stays_challenger_and_better_one_is_promoted(registered):
+    paths, report, params, client = registered
+    identity = registry.pipeline_identity(params, paths.repo_root)
+    worse = register_candidates(client, logged_models(report), {"fid": 150.0, "parser_miou": 0.6}, identity)
+    decision = gate_and_promote(client, worse, {"fid": 150.0, "parser_miou": 0.6}, params)
+    assert not decision.promote and "FID is worse" in decision.reason
+    for name in registry.MODEL_NAMES:
+        assert aliases(client, name) == {"candidate": worse[name], "champion": "1"}
+
+    better = register_candidates(client, logged_models(report), {"fid": 90.0, "parser_miou": 0.5}, identity)
+    decision = gate_and_promote(client, better, {"fid": 90.0, "parser_miou": 0.5}, params)
+    assert decision.promote
+    for name in registry.MODEL_NAMES:
+        assert aliases(client, name) == {"candidate": better[name], "champion": better[name]}
+    assert client.get_model_version("editor", better["editor"]).tags["champion.previous_version"] == "1"
+
+
+def test_lower_parser_miou_is_not_promoted_within_fid_tolerance(registered):
+    paths, report, params, client = registered
+    lenient = params.model_copy(update={"registry": params.registry.model_copy(update={"fid_tolerance": 1000.0})})
+    champion_before = aliases(client, "editor")["champion"]
+    versions = register_candidates(client, {"editor": logged_models(report)["editor"]},
+                                   {"fid": 500.0, "parser_miou": 0.1}, {})
+    decision = gate_and_promote(client, versions, {"fid": 500.0, "parser_miou": 0.1}, lenient)
+    assert not decision.promote and "parser mIoU is lower" in decision.reason
+    assert aliases(client, "editor")["champion"] == champion_before
+
+
+def test_register_stage_reports_missing_evaluation(tmp_path: Path, capsys):
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    assert register_stage.main(["--params", str(params_file)]) == 1
+    err = capsys.readouterr().err
+    assert "evaluate.json" in err and "dvc repro evaluate" in err
+    assert not (tmp_path / "mlflow.db").exists()  # failed before touching the registry
+
+
+@pytest.mark.slow
+def test_dvc_stages_evaluate_register_and_the_edit_command(tiny_repo: Path, tmp_path: Path):
+    """train_segmenter -> evaluate -> register through DVC (training stages replaced by random weights),
+    then `fashion_edit.cli edit` with the registry's champion, then a no-op rerun registers nothing new."""
+    import cv2
+
+    from tests.conftest import run_in
+
+    run_in(tiny_repo, "dvc", "repro", "preprocess")
+    write_random_artifacts(tiny_repo / "artifacts")
+    for stage in ("train_segmenter", "evaluate", "register"):
+        run_in(tiny_repo, "dvc", "repro", "--single-item", stage)
+    shown = json.loads(run_in(tiny_repo, "dvc", "metrics", "show", "--json").stdout)
+    metrics = next(iter(shown.values()))["data"]
+    evaluation = metrics["reports/metrics/evaluate.json"]["data"]
+    assert {"fid", "parser_miou", "seg_consistency_miou", "st_lpips"} <= set(evaluation)
+    assert set(evaluation["baselines"]) == {"telea", "mean_fill"}
+    assert metrics["reports/metrics/register.json"]["data"]["promoted"] is True
+
+    image = tmp_path / "in.png"
+    cv2.imwrite(str(image), np.full((96, 64, 3), 90, np.uint8))
+    cv2.imwrite(str(tmp_path / "mask.png"), np.pad(np.full((30, 30), 255, np.uint8), ((30, 36), (10, 24))))
+    run_in(tiny_repo, sys.executable, "-m", "fashion_edit.cli", "edit", "--image", str(image), "--mask",
+           str(tmp_path / "mask.png"), "--out", str(tmp_path / "out.png"), "--model", "models:/editor@champion")
+    assert cv2.imread(str(tmp_path / "out.png")).shape == (96, 64, 3)
+
+    rerun = run_in(tiny_repo, "dvc", "repro", "--single-item", "register")
+    assert "didn't change" in rerun.stdout
+    assert json.loads((tiny_repo / "reports/metrics/register.json").read_text())["versions"]["editor"] == "1"
