@@ -147,9 +147,13 @@ def gflop(fn: Step) -> float:
     return counter.get_total_flops() / 1e9
 
 
-def run(p: Params, sizes: list[tuple[int, int, int]], repeats: int) -> list[dict]:
+NETWORKS = {"parser": parser_step, "inpainter": inpainter_step}
+
+
+def run(p: Params, sizes: list[tuple[int, int, int]], repeats: int, networks: list[str]) -> list[dict]:
     rows = []
-    for name, build in (("parser", parser_step), ("inpainter", inpainter_step)):
+    for name in networks:
+        build = NETWORKS[name]
         for height, width, batch_size in sizes:
             for channels_last in (False, True):
                 torch.manual_seed(0)
@@ -176,10 +180,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", default="128x128x8,256x256x4", help="HxWxBATCH,... (default: %(default)s)")
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    parser.add_argument("--vgg-bf16", action="store_true", help="override vgg.bf16 to true (loss VGG in bfloat16)")
+    parser.add_argument("--networks", default="parser,inpainter", help="which networks (default: %(default)s)")
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    rows = run(load_params(args.params), sizes, args.repeats)  # type: ignore[arg-type]
+    p = load_params(args.params)
+    if args.vgg_bf16:
+        p = p.model_copy(update={"vgg": p.vgg.model_copy(update={"bf16": True})})
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, vgg.bf16={p.vgg.bf16}")
+    rows = run(p, sizes, args.repeats, args.networks.split(","))  # type: ignore[arg-type]
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

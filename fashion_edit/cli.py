@@ -21,8 +21,9 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from fashion_edit.config import ParamsError
+from fashion_edit.config import MlflowParams, ParamsError, load_params
 from fashion_edit.editor import EditInputError, Editor, EditorModelError
+from fashion_edit.tracking import resolve_tracking_uri
 
 DEFAULT_MODEL = "models:/editor@champion"
 SUPPORTED_OUTPUTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -51,9 +52,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def tracking_uri(explicit: str | None, params_path: Path) -> str:
     """Where ``--model`` is looked up: explicit, else as the pipeline's stages resolve it."""
-    from fashion_edit.config import MlflowParams, load_params
-    from fashion_edit.tracking import resolve_tracking_uri
-
     if explicit:
         return explicit
     settings = load_params(params_path).mlflow if params_path.is_file() else MlflowParams()

@@ -107,7 +107,7 @@ def set_args(overrides: Sequence[str]) -> list[str]:
         key, sep, value = str(item).partition("=")
         if not sep or not _OVERRIDE_KEY.match(key.strip()) or value == "":
             raise ValueError(f"params override {item!r}: expected KEY=VALUE with a dotted params.yaml key, "
-                             "e.g. train_inpainter.steps=600")
+                             "e.g. train_inpainter.steps=600 (an empty string is written KEY='')")
         args += ["-S", f"{key.strip()}={value}"]
     return args
 

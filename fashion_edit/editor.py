@@ -74,17 +74,24 @@ def read_picture(source: PictureSource, name: str) -> np.ndarray:
             raise EditInputError(f"{where}: not an image file OpenCV can decode (use PNG or JPEG)")
         if picture.ndim == 3:
             picture = cv2.cvtColor(picture, cv2.COLOR_BGRA2RGBA if picture.shape[2] == 4 else cv2.COLOR_BGR2RGB)
-    if picture.dtype == np.bool_:
-        picture = picture.astype(np.uint8)
     if picture.dtype != np.uint8:
-        raise EditInputError(f"{where}: pixels are {picture.dtype}, expected 8-bit (uint8 0-255); "
-                             "convert it, e.g. save it as an 8-bit PNG")
+        picture = _as_uint8(picture, where)
     if picture.ndim not in (2, 3) or (picture.ndim == 3 and picture.shape[2] not in (1, 3, 4)):
         raise EditInputError(f"{where}: shape {picture.shape}, expected H x W, H x W x 3 or H x W x 4")
     if min(picture.shape[:2]) < MIN_SIDE:
         raise EditInputError(f"{where}: {picture.shape[1]}x{picture.shape[0]} pixels is too small "
                              f"(at least {MIN_SIDE} on each side)")
     return picture
+
+
+def _as_uint8(picture: np.ndarray, where: str) -> np.ndarray:
+    """Bool or integer arrays holding 8-bit values (e.g. decoded from JSON) as uint8; anything else is refused."""
+    integral = picture.dtype == np.bool_ or np.issubdtype(picture.dtype, np.integer)
+    if integral and (picture.size == 0 or (picture.min() >= 0 and picture.max() <= 255)):
+        return picture.astype(np.uint8)
+    raise EditInputError(f"{where}: pixels are {picture.dtype}"
+                         f"{' with values above 255' if integral else ''}, expected 8-bit values 0-255; "
+                         "convert it, e.g. save it as an 8-bit PNG")
 
 
 def _as_rgb(picture: np.ndarray) -> np.ndarray:
@@ -206,10 +213,8 @@ class EditorNetworks:
         parser = _load_state(build_parser(params), artifacts / TRAINED_WEIGHTS["parser"], "dvc repro train_parser")
         inpainter = _load_state(build_inpainter(params), artifacts / TRAINED_WEIGHTS["inpainter"],
                                 "dvc repro train_inpainter")
-        segmenter_file = artifacts / TRAINED_WEIGHTS["segmenter"]
-        segmenter = load_segmenter(segmenter_file)
-        architecture = torch.load(segmenter_file, map_location="cpu", weights_only=True)["architecture"]
-        return cls(segmenter, parser, inpainter, dict(architecture), params.parser, params.inpainter)
+        segmenter, architecture = load_segmenter(artifacts / TRAINED_WEIGHTS["segmenter"])
+        return cls(segmenter, parser, inpainter, architecture, params.parser, params.inpainter)
 
 
 def _load_state(module: torch.nn.Module, path: Path, how: str) -> torch.nn.Module:

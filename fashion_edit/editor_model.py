@@ -123,8 +123,16 @@ def save_editor_model(bundle: Path, path: Path) -> Path:
     mlflow.pyfunc.save_model(
         path, python_model=EditorModel(), artifacts={EDITOR_ARTIFACT: str(bundle)},
         code_paths=[str(PACKAGE_ROOT / "fashion_edit"), str(PACKAGE_ROOT / "models")],
-        pip_requirements=pinned_requirements(), signature=editor_signature())
+        pip_requirements=pinned_requirements(), signature=editor_signature(), input_example=example_request())
     return path
+
+
+def example_request(height: int = 24, width: int = 16) -> dict[str, np.ndarray]:
+    """A small valid edit (grey image, a centred rectangular hole): the model's saved input example,
+    run once by MLflow at save time. Any image size works; the editor fits it to its resolution."""
+    mask = np.zeros((height, width), np.uint8)
+    mask[height // 4:3 * height // 4, width // 4:3 * width // 4] = 255
+    return {"image": np.full((height, width, 3), 128, np.uint8), "mask": mask}
 
 
 MODEL_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))")

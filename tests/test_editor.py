@@ -234,5 +234,15 @@ def test_cli_reports_a_model_missing_from_the_registry(files, tmp_path: Path, ca
 
 
 def test_sixteen_bit_input_is_rejected(editor: Editor):
-    with pytest.raises(EditInputError, match="expected 8-bit"):
-        editor.edit(photo().astype(np.uint16), hole())
+    with pytest.raises(EditInputError, match="uint16 with values above 255, expected 8-bit"):
+        editor.edit(photo().astype(np.uint16) * 257, hole())
+
+
+def test_float_input_is_rejected(editor: Editor):
+    with pytest.raises(EditInputError, match="float32, expected 8-bit"):
+        editor.edit(photo().astype(np.float32) / 255, hole())
+
+
+def test_integer_arrays_from_json_are_accepted(editor: Editor):
+    image, mask = photo(), hole()
+    assert np.array_equal(editor.edit(image.astype(np.int64), (mask > 0).astype(np.int64)), editor.edit(image, mask))

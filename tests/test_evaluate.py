@@ -122,7 +122,7 @@ def test_segmenter_trains_writes_weights_and_resumes(prepared_data: Path, tmp_pa
     paths = segmenter_paths(tmp_path, prepared_data)
     first = train_segmenter(tiny_params({"evaluate": {"segmenter_steps": 3, "segmenter_checkpoint_every": 2}}), paths)
     assert first["steps"] == 3 and 0 <= first["metrics"]["val_miou"] <= 1
-    model = load_segmenter(paths.weights)
+    model, _ = load_segmenter(paths.weights)
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 20, 64, 64)
     resumed = train_segmenter(tiny_params({"evaluate": {"segmenter_steps": 5, "segmenter_checkpoint_every": 2}}), paths)
@@ -138,7 +138,7 @@ def test_user_provided_segmenter_is_adopted(prepared_data: Path, tmp_path: Path)
     paths = segmenter_paths(tmp_path / "repo", prepared_data)
     info = use_provided_segmenter(tiny_params(), paths, mine)
     assert info["source"] == str(mine)
-    adopted, original = load_segmenter(paths.weights).state_dict(), load_segmenter(mine).state_dict()
+    adopted, original = load_segmenter(paths.weights)[0].state_dict(), load_segmenter(mine)[0].state_dict()
     assert adopted.keys() == original.keys() and all(torch.equal(adopted[k], original[k]) for k in adopted)
 
 

@@ -9,6 +9,12 @@ import pytest
 from tests.flows_fixtures import REPO_ROOT, make_fake_project, prefect_harness  # noqa: F401 (fixture)
 
 
+@pytest.fixture(autouse=True)
+def _dvc_site_cache(tmp_path_factory, monkeypatch):
+    """DVC keeps a folder per repository under /var/tmp/dvc: keep those of the test repos in the temp dir."""
+    monkeypatch.setenv("DVC_SITE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "dvc-site-cache"))
+
+
 @pytest.fixture()
 def fake_project(tmp_path, monkeypatch, prefect_harness):  # noqa: F811
     project = make_fake_project(tmp_path / "project")

@@ -166,4 +166,4 @@ def test_criteria_built_from_params_use_fe_gan_defaults():
     criterion = build_inpainter_criterion(p)
     assert criterion.weights == {"hole": 5.0, "foreground": 1.0, "face": 50.0, "face_tv": 0.1, "perceptual": 0.05,
                                  "style": 200.0, "gan": 0.001}
-    assert criterion.vgg is not None and criterion.gan_mode == "hinge"
+    assert criterion.vgg is not None and criterion.gan_mode == "hinge" and criterion.vgg_bf16 is False

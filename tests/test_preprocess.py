@@ -19,7 +19,7 @@ import fashion_edit.data.preprocess as preprocess_module
 from fashion_edit.data.preprocess import PreprocessError, assign_splits, fit_to_size
 from fashion_edit.data.sources import DatasetError, RawItem, build_source
 from fashion_edit.data.sources.folder import FolderSource, load_label_map
-from fashion_edit.data.store import SPLITS, open_split, read_manifest
+from fashion_edit.data.store import SPLITS, SplitWriter, open_split, read_manifest
 from tests.folder_tree import IDENTITY_MAP, make_tree, run_preprocess, small_params, write_png
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,6 +100,69 @@ def test_worker_processes_give_identical_output(raw: Path, tmp_path: Path, monke
         for name in ("images", "colour", "sketch") + (("eval_masks", "eval_strokes") if split != "train" else ()):
             one = (tmp_path / "w1" / "prepared" / split / f"{name}.npy").read_bytes()
             assert one == (tmp_path / "w2" / "prepared" / split / f"{name}.npy").read_bytes()
+
+
+@pytest.mark.parametrize("capacity", [7, 12])  # 12: unused rows are trimmed, and N loses a digit (12 -> 7)
+def test_split_writer_output_equals_np_save(tmp_path: Path, capacity: int) -> None:
+    rng = np.random.default_rng(0)
+    shapes = {"images": (5, 4, 3), "parsing": (5, 4), "sketch": (5, 4), "colour": (5, 4, 3),
+              "eval_masks": (5, 4), "eval_strokes": (5, 4)}
+    arrays = {name: rng.integers(0, 256, (7, *shape), dtype=np.uint8) for name, shape in shapes.items()}
+    writer = SplitWriter(tmp_path / "val", capacity, 5, 4, with_eval=True)
+    for i in range(7):
+        writer.append(f"s{i}", **{name: array[i] for name, array in arrays.items()})
+    assert writer.close() == 7
+    for name, array in arrays.items():
+        np.save(tmp_path / f"expected_{name}.npy", array)
+        assert (tmp_path / "val" / f"{name}.npy").read_bytes() == (tmp_path / f"expected_{name}.npy").read_bytes()
+    assert open_split(tmp_path / "val").stems == [f"s{i}" for i in range(7)]
+
+
+def test_split_writer_moves_the_data_when_the_header_length_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fashion_edit.data.store as store_module
+
+    exact = store_module._npy_header
+
+    def longer_while_writing(shape: tuple[int, ...]) -> bytes:  # a valid header, 64 bytes longer
+        header = exact(shape)
+        if shape[0] != 3:  # the final header (2 rows) stays exact
+            return header
+        length = int.from_bytes(header[8:10], "little") + 64
+        return header[:8] + length.to_bytes(2, "little") + header[10:-1] + b" " * 64 + b"\n"
+
+    monkeypatch.setattr(store_module, "_npy_header", longer_while_writing)
+    rows = np.arange(2 * 5 * 4, dtype=np.uint8).reshape(2, 5, 4)
+    writer = SplitWriter(tmp_path / "train", 3, 5, 4, with_eval=False)
+    for row in rows:
+        writer.append("s", images=np.stack([row] * 3, axis=-1), parsing=row, sketch=row, colour=np.stack([row] * 3, axis=-1))
+    writer.close()
+    np.save(tmp_path / "expected.npy", rows)
+    assert (tmp_path / "train" / "parsing.npy").read_bytes() == (tmp_path / "expected.npy").read_bytes()
+
+
+def test_split_writer_rejects_a_row_of_the_wrong_shape_naming_the_file(tmp_path: Path) -> None:
+    writer = SplitWriter(tmp_path / "train", 2, 5, 4, with_eval=False)
+    rows = {"images": np.zeros((5, 4, 3), np.uint8), "parsing": np.zeros((4, 5), np.uint8),
+            "sketch": np.zeros((5, 4), np.uint8), "colour": np.zeros((5, 4, 3), np.uint8)}
+    with pytest.raises(ValueError, match=r"parsing\.npy: row of shape \(4, 5\)"):
+        writer.append("s0", **rows)
+    writer.discard()
+
+
+def test_a_file_shared_by_many_items_is_hashed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shared = tmp_path / "keypoints_loc.txt"
+    shared.write_text("one table for every item\n")
+    items = []
+    for i in range(5):
+        (tmp_path / f"{i}.png").write_bytes(bytes([i]))
+        items.append(RawItem(f"s{i}", tmp_path / f"{i}.png", None, keypoints_path=shared))
+    hashed: list[Path] = []
+    original = preprocess_module.file_sha256
+    monkeypatch.setattr(preprocess_module, "file_sha256", lambda path: hashed.append(path) or original(path))
+    hasher = preprocess_module.FileHasher(preprocess_module.shared_files(items))
+    digests = [preprocess_module.item_digest(item, hasher) for item in items]
+    assert hashed.count(shared) == 1 and len(hashed) == 6
+    assert digests == [preprocess_module.item_digest(item, original) for item in items]
 
 
 def test_input_change_changes_the_input_hash(raw: Path, tmp_path: Path) -> None:

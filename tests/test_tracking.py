@@ -146,3 +146,9 @@ def test_git_commit_tag_is_unknown_outside_git(tmp_path: Path):
     from fashion_edit.tracking import git_commit
 
     assert git_commit(tmp_path) == "unknown"
+
+
+def test_unsafe_pipeline_run_id_is_rejected(tmp_path, mlflow_uri, monkeypatch):
+    monkeypatch.setenv(ENV_PIPELINE_RUN, "it's")
+    with pytest.raises(TrackingError, match=ENV_PIPELINE_RUN):
+        start_stage_run(tiny_params(), "train_parser", ("train_parser",), tmp_path)

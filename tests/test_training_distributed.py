@@ -12,37 +12,43 @@ from fashion_edit.training.distributed import DistributedSetupError, setup_distr
 from tests.conftest import REPO_ROOT, repo_env, run_in, tiny_params, write_params
 
 WORKER = textwrap.dedent('''
-    """One rank: train the tiny parser with DDP, then dump this rank's weights and losses."""
+    """One rank: train a tiny network with DDP, then dump this rank's parameters and losses."""
     import json, sys
     from pathlib import Path
     import torch
     sys.path.insert(0, sys.argv[1])
     from fashion_edit.config import load_params
     from fashion_edit.training.distributed import setup_distributed, teardown_distributed
+    from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
     from fashion_edit.training.parser_trainer import PARSER_SPEC
     from fashion_edit.training.runner import TrainPaths, train
 
     params_path, prepared, out = Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
+    spec = {"parser": PARSER_SPEC, "inpainter": INPAINTER_SPEC}[sys.argv[5]]
     params = load_params(params_path)
-    ctx = setup_distributed(params.train_parser.distributed, "train_parser")
+    ctx = setup_distributed(spec.train(params).distributed, spec.stage)
     paths = TrainPaths(prepared=prepared, checkpoints=out / "checkpoints", artifacts=out / "artifacts",
                        reports=out / "reports", repo_root=out)
-    outcome = train(params, PARSER_SPEC, paths, ctx)
-    torch.save(outcome.generator.state_dict(), out / f"rank{ctx.rank}.pt")
+    outcome = train(params, spec, paths, ctx)
+    # parameters only: BatchNorm running statistics are per rank by design (DDP broadcasts rank 0's)
+    parameters = {name: p.detach() for name, p in outcome.generator.named_parameters()}
+    parameters.update({f"D.{name}": p.detach() for name, p in outcome.discriminator.named_parameters()})
+    torch.save(parameters, out / f"rank{ctx.rank}.pt")
     (out / f"rank{ctx.rank}.json").write_text(json.dumps(outcome.history.rows))
     teardown_distributed()
 ''')
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_keep_identical_parameters(tmp_path, prepared_data, mlflow_uri):
-    params = tiny_params({"mlflow": {"experiment": "ddp"},
-                          "train_parser": {"steps": 3, "batch_size": 2, "distributed": True, "checkpoint_every": 3}})
+@pytest.mark.parametrize("name", ["parser", "inpainter"])
+def test_two_gloo_processes_keep_identical_parameters(name, tmp_path, prepared_data, mlflow_uri):
+    section = {"steps": 3, "batch_size": 2, "distributed": True, "checkpoint_every": 3}
+    params = tiny_params({"mlflow": {"experiment": "ddp"}, f"train_{name}": section})
     params_path = write_params(tmp_path / "params.yaml", params)
     (tmp_path / "worker.py").write_text(WORKER)
     env = repo_env({"MLFLOW_TRACKING_URI": mlflow_uri, "OMP_NUM_THREADS": "1"})
     run_in(tmp_path, sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(tmp_path / "worker.py"), str(REPO_ROOT), str(params_path), str(prepared_data), str(tmp_path),
+           str(tmp_path / "worker.py"), str(REPO_ROOT), str(params_path), str(prepared_data), str(tmp_path), name,
            env=env, timeout=300)
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert rank0.keys() == rank1.keys()

@@ -91,7 +91,7 @@ def _train(steps: int, seed: int = 0, start: dict | None = None, ckpt=None, ever
     if ckpt is not None:
         hooks.append(CheckpointHook(lambda s: save_checkpoint(ckpt, step=s, identity="x", modules=modules,
                                                               optimizers=optimizers, history=history.to_state()),
-                                    every, ckpt))
+                                    every))
     batches = batch_stream(NoiseImages(), 4, seed, step, SINGLE)
     run_gan_loop(task, batches, opt_g, opt_d, state, LoopSchedule(steps, 100, 2), SINGLE, hooks)
     return task, history

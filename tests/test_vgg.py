@@ -142,3 +142,15 @@ def test_vgg19_torchvision_layout_loads_key_by_key(tmp_path):
     assert torch.equal(loaded.features[34].weight, state["features.34.weight"])
     assert torch.equal(loaded.shift, reference.shift)  # ImageNet input scaling kept
     assert loaded(torch.zeros(1, 3, 32, 32), ("relu5_4",))["relu5_4"].shape == (1, 512, 2, 2)
+
+
+def test_bf16_vgg_losses_stay_close_to_float32(vgg16):
+    from models.losses import InpainterCriterion
+
+    x = natural_image(64, 64)
+    fake = (x + 0.2 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2))).clamp(-1, 1)
+    exact = InpainterCriterion(vgg16)._vgg_terms(fake, x)
+    fast = InpainterCriterion(vgg16, vgg_bf16=True)._vgg_terms(fake, x)
+    for name in ("perceptual", "style"):
+        assert fast[name].dtype == torch.float32
+        assert fast[name].item() == pytest.approx(exact[name].item(), rel=0.05), name

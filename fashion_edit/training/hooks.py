@@ -64,8 +64,8 @@ class TrackingHook(Hook):
 class CheckpointHook(Hook):
     """Calls ``save(step)`` every ``every`` steps and at the last step; records the step saved."""
 
-    def __init__(self, save: Callable[[int], None], every: int, path: Path) -> None:
-        self.save, self.every, self.path = save, every, path
+    def __init__(self, save: Callable[[int], None], every: int, path: Path | None = None) -> None:
+        self.save, self.every, self.path = save, every, path  # path: where ``save`` writes (informative)
 
     def on_step(self, state: LoopState, losses: dict[str, float]) -> None:
         if state.step % self.every == 0 or state.step == state.total_steps:

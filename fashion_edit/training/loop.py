@@ -167,7 +167,6 @@ def run_gan_loop(task: GanTask, batches: Iterator[dict[str, torch.Tensor]], opt_
     hooks = list(hooks) if ctx.is_main else []
     for hook in hooks:
         hook.on_start(state)
-    images_per_step = 0
     window_start, window_images = time.perf_counter(), 0
     while state.step < schedule.steps:
         step = state.step + 1

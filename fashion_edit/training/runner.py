@@ -19,9 +19,9 @@ import hashlib
 import json
 import logging
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint
 from fashion_edit.training.curves import LossHistory, plot_png, write_csv
 from fashion_edit.training.distributed import DistContext, ranks_in_sync
 from fashion_edit.training.hooks import CheckpointHook, ProgressHook, TrackingHook
-from fashion_edit.training.loop import GanTask, LoopSchedule, LoopState, batch_stream, run_gan_loop, to_device
+from fashion_edit.training.loop import GanTask, Hook, LoopSchedule, LoopState, batch_stream, run_gan_loop, to_device
 from fashion_edit.visualize import save_png
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,6 @@ class TrainOutcome:
     run_id: str | None
     generator: torch.nn.Module
     discriminator: torch.nn.Module
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def seed_everything(seed: int) -> None:
@@ -132,12 +131,17 @@ def _sample_batch(dataset: EditingDataset, ctx: DistContext, channels_last: bool
 
 
 def _final_grid(task: GanTask, batch: dict[str, torch.Tensor], generator: torch.nn.Module) -> np.ndarray:
+    """The task's grid from the plain generator in eval mode (rank 0 alone must not call the DDP
+    wrapper: its forward may broadcast buffers and wait for the other ranks forever)."""
+    trained = task.generator
+    task.generator = generator
     generator.eval()
     try:
         with torch.no_grad():
             return task.sample_grid(batch, task.generate(batch))
     finally:
         generator.train()
+        task.generator = trained
 
 
 def _final_metrics(history: LossHistory, images_per_s: float, steps: int) -> dict[str, float]:
@@ -161,7 +165,7 @@ def _adam(module: torch.nn.Module, lr: float, t: TrainParams) -> torch.optim.Ada
 
 
 def train(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: DistContext,
-          hooks: Sequence[Any] = ()) -> TrainOutcome:
+          hooks: Sequence[Hook] = ()) -> TrainOutcome:
     """Run (or resume) one training stage end to end; outputs are written by rank 0."""
     t = spec.train(params)
     run = start_stage_run(params, spec.stage, spec.sections, paths.repo_root, is_main=ctx.is_main,
@@ -180,7 +184,7 @@ def train(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: DistContext
 
 
 def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: DistContext, t: TrainParams,
-                    run: NullRun, extra_hooks: Sequence[Any]) -> TrainOutcome:
+                    run: NullRun, extra_hooks: Sequence[Hook]) -> TrainOutcome:
     seed_everything(t.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     generator, discriminator = spec.build(params, ctx.device)
     if t.channels_last:
@@ -229,9 +233,7 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
 
     if not ranks_in_sync(generator, ctx) or not ranks_in_sync(discriminator, ctx):
         raise RuntimeError(f"{spec.stage}: parameters differ between ranks after training (DDP out of sync)")
-    if ctx.is_main:
-        if loop_state.last_checkpoint_step != t.steps:
-            save(t.steps)  # e.g. resumed at the final step: the file already exists, rewrite for the run id
+    if ctx.is_main:  # the checkpoint hook has saved the final step
         _write_outputs(params, spec, paths, ctx, task, generator, loop_state, identity, run, t)
     return TrainOutcome(steps=loop_state.step, resumed_from=start_step if state is not None else None,
                         history=history, run_id=run.run_id, generator=generator, discriminator=discriminator)
