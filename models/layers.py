@@ -110,14 +110,14 @@ class _ModulatedBlock(nn.Module):
         super().__init__()
         self.norm = nn.BatchNorm2d(channels, affine=False)
         self.shared = nn.Sequential(conv2d(condition_channels, hidden, 3), nn.ReLU())
-        self.to_scale = conv2d(hidden, channels, 3)
-        self.to_shift = conv2d(hidden, channels, 3)
+        # the scale and shift convs run as one conv with 2C outputs (same maths, one larger op)
+        self.to_scale_shift = conv2d(hidden, 2 * channels, 3)
         self.out = conv2d(channels, channels, 3, spectral_norm=spectral_norm)
 
     def modulation(self, x: torch.Tensor, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.shared(resize_nearest(condition, x))
-        scale = self.to_scale(h)
-        return (torch.sigmoid(scale) if self.bounded_scale else scale), self.to_shift(h)
+        scale, shift = self.to_scale_shift(h).chunk(2, dim=1)
+        return (torch.sigmoid(scale) if self.bounded_scale else scale), shift
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         scale, shift = self.modulation(x, condition)

@@ -94,7 +94,10 @@ def test_anl_matches_the_design_formula():
     x, e = torch.randn(1, 4, 8, 8), torch.randn(1, 5, 16, 16)
     e_small = F.interpolate(e, size=(8, 8), mode="nearest")
     h = F.relu(anl.shared[0](e_small))
-    alpha, beta = torch.sigmoid(anl.to_scale(h)), anl.to_shift(h)
+    # conv3x3(h) for alpha and for beta: the first / last C output channels of the joint conv
+    weight, bias = anl.to_scale_shift.weight, anl.to_scale_shift.bias
+    alpha = torch.sigmoid(F.conv2d(h, weight[:4], bias[:4], padding=1))
+    beta = F.conv2d(h, weight[4:], bias[4:], padding=1)
     bn = (x - anl.norm.running_mean.view(1, -1, 1, 1)) / torch.sqrt(anl.norm.running_var.view(1, -1, 1, 1) + anl.norm.eps)
     expected = x + anl.out(F.leaky_relu(bn * (1 + alpha) + beta, 0.2))
     assert torch.allclose(anl(x, e), expected, atol=1e-6)

@@ -176,7 +176,7 @@ def test_spectral_norm_present_or_absent_per_flag(flag):
     if flag:
         # every conv except the ANL conditioning branch (DESIGN: only ANL's output conv is SN)
         anl_branch = {id(m) for block in generator.modules() if isinstance(block, ANL)
-                      for part in (block.shared, block.to_scale, block.to_shift) for m in part.modules()}
+                      for part in (block.shared, block.to_scale_shift) for m in part.modules()}
         others = [m for m in generator.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))
                   and id(m) not in anl_branch]
         assert others and all(has_spectral_norm(m) for m in others)

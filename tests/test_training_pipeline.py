@@ -56,7 +56,7 @@ def test_dvc_repro_runs_both_trainings_end_to_end(tiny_repo):
 
 @pytest.mark.slow
 def test_sigkilled_training_resumes_from_last_checkpoint_on_next_repro(tiny_repo):
-    steps = 40
+    steps = 60
     write_params(tiny_repo / "params.yaml", tiny_params({"train_parser": {
         "steps": steps, "batch_size": 2, "checkpoint_every": 2, "log_every": 5, "sample_every": 20}}))
     env = repo_env(ENV)
