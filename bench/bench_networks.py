@@ -129,7 +129,7 @@ def inpainter_step(p: Params, batch: dict[str, torch.Tensor], memory_format: tor
     return {"step": step, "g_fwd_bwd": g_only, "vgg_losses": vgg_terms}, count_parameters(generator)
 
 
-def seconds_per_call(fn: Step, repeats: int, warmup: int = 1) -> float:
+def seconds_per_call(fn: Step, repeats: int, warmup: int = 2) -> float:
     for _ in range(warmup):
         fn()
     times = []

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fashion_edit.config import (InpainterLoss, InpainterNet, Params, ParserLoss, ParserNet, load_params)
+from fashion_edit.config import InpainterNet, Params, ParserLoss, ParserNet, load_params
 from fashion_edit.data.labels import NUM_CLASSES
 from models.discriminators import MultiScaleDiscriminator, PatchDiscriminator
 from models.inpainter import ParsingAwareInpainter, compose

