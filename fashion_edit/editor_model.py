@@ -64,11 +64,14 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def pinned_requirements(distributions: tuple[str, ...] = RUNTIME_DISTRIBUTIONS) -> list[str]:
-    """``name==installed version`` for each distribution (explicit: MLflow does not infer them)."""
+    """``name==installed version`` for each distribution (explicit: MLflow does not infer them).
+
+    A local version label (torch's ``+cpu``) names a wheel index rather than a release, so it is dropped.
+    """
     pins = []
     for name in distributions:
         try:
-            pins.append(f"{name}=={version(name)}")
+            pins.append(f"{name}=={version(name).split('+')[0]}")
         except PackageNotFoundError:
             raise RuntimeError(f"{name} is not installed, so the model's requirements cannot be pinned; "
                                "install the project (`make install`)") from None

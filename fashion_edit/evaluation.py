@@ -162,8 +162,9 @@ class Evaluation:
     grid: np.ndarray
 
 
-def evaluate(params: Params, paths: EvaluatePaths, networks: EditorNetworks) -> Evaluation:
-    """Edit every test item, score the model and the baselines; nothing is written (see :func:`write_outputs`)."""
+def evaluate(params: Params, paths: EvaluatePaths, networks: EditorNetworks, baselines: bool = True) -> Evaluation:
+    """Edit every test item, score the model (and the baselines unless ``baselines=False``, e.g. for ablation
+    variants, which share them); nothing is written (see :func:`write_outputs`)."""
     p = params.evaluate
     test = open_split(paths.prepared / "test")
     if len(test) < 2:
@@ -173,7 +174,8 @@ def evaluate(params: Params, paths: EvaluatePaths, networks: EditorNetworks) -> 
     stlpips = load_stlpips()
     dataset = EditingDataset(test, params.masks, seed=p.seed, fixed_masks=True)
     loader = DataLoader(dataset, batch_size=p.batch_size, shuffle=False)
-    methods = {MODEL: MethodScores(stlpips), **{name: MethodScores(stlpips) for name in BASELINES}}
+    compared = BASELINES if baselines else {}
+    methods = {MODEL: MethodScores(stlpips), **{name: MethodScores(stlpips) for name in compared}}
     parsing, real_features = ParsingScores(), []
     wanted, rows = set(grid_indices(len(test), p.grid_items)), []
     for batch in tqdm(loader, desc=STAGE, unit="batch", disable=None):
@@ -182,15 +184,15 @@ def evaluate(params: Params, paths: EvaluatePaths, networks: EditorNetworks) -> 
         parsing.update(batch, out, edited_seg, real_seg)
         real_features.append(inception(batch["image"]))
         methods[MODEL].update(out.image, batch, inception)
-        for name, method in BASELINES.items():
+        for name, method in compared.items():
             methods[name].update(inpaint_batch(batch["image"], batch["mask"], method), batch, inception)
         rows += [grid_row(batch, out, i) for i, index in enumerate(batch["index"].tolist()) if index in wanted]
     real = np.concatenate(real_features)
     scores = {name: method.compute(real) for name, method in methods.items()}
-    metrics: dict[str, Any] = {**scores[MODEL], **parsing.compute(),
-                               "baselines": {name: scores[name] for name in BASELINES},
-                               "test_images": len(test),
+    metrics: dict[str, Any] = {**scores[MODEL], **parsing.compute(), "test_images": len(test),
                                "images_without_hole": methods[MODEL].pixels.compute()["images_without_hole"]}
+    if compared:
+        metrics["baselines"] = {name: scores[name] for name in compared}
     return Evaluation(metrics=metrics, grid=with_header(make_grid(rows), GRID_COLUMNS))
 
 

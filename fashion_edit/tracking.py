@@ -250,3 +250,17 @@ def mark_run_killed(params: Params, repo_root: Path, run_id: str) -> None:
             client.set_terminated(run_id, status="KILLED")
     except Exception:  # noqa: BLE001 - a missing old run must not stop a resume
         pass
+
+
+def log_to_run(params: Params, repo_root: Path, run_id: str, *, metrics: Mapping[str, float] | None = None,
+               tags: Mapping[str, Any] | None = None) -> None:
+    """Add metrics (step 0) and tags to an existing, possibly finished, run (e.g. an ablation's evaluation)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=resolve_tracking_uri(params.mlflow, repo_root))
+    run = StageRun(client, run_id, client.get_run(run_id).info.experiment_id)
+    if metrics:
+        run.log_metrics(metrics, step=0)
+        run.flush()
+    if tags:
+        run.set_tags(tags)

@@ -1,6 +1,7 @@
 """Parser, inpainter (every variant), discriminators, and the builders / input assembly in fashion_edit.networks."""
 import pytest
 import torch
+import yaml
 
 from fashion_edit.config import InpainterNet, load_params
 from fashion_edit.networks import (build_inpainter, build_inpainter_discriminator, build_parser,
@@ -26,7 +27,7 @@ VARIANTS = {
     "no_attention": {"attention": False},
     "no_sketch_colour": {"use_sketch_colour": False},
 }
-SMALL = {"base_channels": 8, "n_res_blocks": 1}  # shapes and gradients do not depend on width/depth
+SMALL = {"base_channels": 4, "n_res_blocks": 1}  # shapes and gradients do not depend on width/depth
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +57,7 @@ def small_inpainter(**overrides) -> ParsingAwareInpainter:
 
 
 def net_params(**overrides) -> InpainterNet:
-    return InpainterNet(**{"base_channels": 8, "n_res_blocks": 1, "d_channels": 8, **overrides})
+    return InpainterNet(**{"base_channels": 4, "n_res_blocks": 1, "d_channels": 4, **overrides})
 
 
 # ------------------------------------------------------------------------- shapes
@@ -284,12 +285,17 @@ def test_discriminator_input_matches_discriminator(variant):
     assert build_inpainter_discriminator(net).blocks[0][0].in_channels == x.shape[1]
 
 
-def test_parameter_table_lists_default_and_variants(capsys):
-    p = load_params("params.yaml")
-    names = [name for name, _ in inpainter_variants(p)]
+def test_parameter_table_lists_default_and_variants(capsys, tmp_path):
+    names = [name for name, _ in inpainter_variants(load_params("params.yaml"))]
     assert names[0] == "default" and "no_attention" in names and "encoder=plain" in names
     assert "no_gan" not in names  # a loss-only ablation does not change the networks
-    main(["--params", "params.yaml"])
+    small = tmp_path / "params.yaml"  # same structure, narrow networks: the table logic, quickly
+    small.write_text(yaml.safe_dump({
+        "parser": {"base_channels": 4}, "inpainter": {"base_channels": 4, "d_channels": 4},
+        "ablations": {"one_stage": {"inpainter": {"use_parsing": False}}, "no_gan": {"inpainter_loss": {"gan": 0.0}}},
+    }))
+    names = [name for name, _ in inpainter_variants(load_params(small))]
+    main(["--params", str(small)])
     out = capsys.readouterr().out
     assert "| parser |" in out and "| inpainter default |" in out and "| inpainter one_stage |" in out
     assert len(out.strip().splitlines()) == 2 + 1 + len(names)

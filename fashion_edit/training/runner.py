@@ -76,10 +76,11 @@ class TrainerSpec:
     build: Callable[[Params, torch.device], tuple[torch.nn.Module, torch.nn.Module]]   # (G, D)
     task: Callable[[Params, torch.nn.Module, torch.nn.Module, torch.nn.Module], GanTask]
     # ^ (params, G as trained (maybe DDP), D plain, D as trained (maybe DDP)) -> task
+    stage_name: str = ""                       # DVC stage name when not train_<name> (e.g. ablations@full)
 
     @property
     def stage(self) -> str:
-        return f"train_{self.name}"
+        return self.stage_name or f"train_{self.name}"
 
 
 @dataclass
@@ -101,9 +102,10 @@ def seed_everything(seed: int) -> None:
 def checkpoint_identity(params: Params, spec: TrainerSpec, manifest_bytes: bytes, world_size: int) -> str:
     """Hash of what decides the trained weights: result-relevant params, the prepared data, processes."""
     data = params.model_dump(mode="json")
-    relevant = {s: data[s] for s in spec.sections if s not in ("mlflow",)}
-    train_section = spec.stage
-    relevant[train_section] = {k: v for k, v in data[train_section].items() if k not in _NON_RESULT_KEYS}
+    # the training section is taken through spec.train (an ablation reuses train_inpainter) minus non-result keys
+    relevant = {s: data[s] for s in spec.sections if s != "mlflow" and not s.startswith("train_")}
+    relevant["train"] = {k: v for k, v in spec.train(params).model_dump(mode="json").items()
+                         if k not in _NON_RESULT_KEYS}
     payload = json.dumps({"params": relevant, "world_size": world_size,
                           "data": hashlib.sha256(manifest_bytes).hexdigest()}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

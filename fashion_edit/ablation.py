@@ -1,0 +1,99 @@
+"""One ablation variant: train the inpainter with the variant's overrides, evaluate it like the model.
+
+A variant (``params.yaml`` ``ablations.<name>``) overrides the inpainter's sections; its training
+length is ``ablation.steps`` and it is trained ``ablation.seeds`` times (seed k adds k to
+``train_inpainter.seed``). Each seed is evaluated by the same code as the ``evaluate`` stage, on
+the same fixed masks, with the pipeline's trained parser and segmenter (the two-stage path), so
+the variants differ only in the inpainter. The baselines are left out here: the ``evaluate``
+stage already reports them and they do not depend on the variant.
+
+Layout for variant ``v``, seed ``k``:
+- ``checkpoints/ablations/v/seed<k>/``  training state (persistent: a killed run resumes);
+- ``reports/ablations/v/seed<k>.json``   evaluation metrics + parameter counts + training wall time;
+- ``reports/ablations/v/seed<k>/``       curves and samples of that training run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from fashion_edit.config import Params
+from fashion_edit.editor import EditorNetworks
+from fashion_edit.evaluation import EvaluatePaths, evaluate
+from fashion_edit.networks import count_parameters
+from fashion_edit.tracking import log_to_run
+from fashion_edit.training.distributed import setup_distributed, teardown_distributed
+from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
+from fashion_edit.training.runner import TrainPaths, train
+
+STAGE_TEMPLATE = "ablations@{variant}"  # the dvc.yaml foreach stage of one variant
+
+
+def variant_params(params: Params, variant: str, seed_index: int) -> Params:
+    """``params`` with the variant's overrides, the ablation training length and the seed's offset."""
+    merged = params.variant(variant)
+    t = merged.train_inpainter
+    train = t.model_copy(update={"steps": params.ablation.steps, "seed": t.seed + seed_index,
+                                 "distributed": False})
+    return merged.model_copy(update={"train_inpainter": train})
+
+
+def variant_paths(repo_root: Path, variant: str, seed_index: int) -> TrainPaths:
+    tag = f"seed{seed_index}"
+    return TrainPaths(prepared=repo_root / "data" / "prepared",
+                      checkpoints=repo_root / "checkpoints" / "ablations" / variant / tag,
+                      artifacts=repo_root / "artifacts" / "ablations" / variant / tag,
+                      reports=repo_root / "reports" / "ablations" / variant / tag,
+                      repo_root=repo_root)
+
+
+def metrics_file(repo_root: Path, variant: str, seed_index: int) -> Path:
+    return repo_root / "reports" / "ablations" / variant / f"seed{seed_index}.json"
+
+
+def train_and_evaluate(params: Params, variant: str, seed_index: int, repo_root: Path,
+                       shared: EditorNetworks) -> dict[str, Any]:
+    """Train one seed of one variant (resuming if interrupted), evaluate it, return its metrics."""
+    p = variant_params(params, variant, seed_index)
+    spec = dataclasses.replace(INPAINTER_SPEC, stage_name=STAGE_TEMPLATE.format(variant=variant))
+    started = time.perf_counter()
+    ctx = setup_distributed(False, "ablation")
+    try:
+        outcome = train(p, spec, variant_paths(repo_root, variant, seed_index), ctx)
+    finally:
+        teardown_distributed()
+    train_seconds = time.perf_counter() - started
+    networks = dataclasses.replace(shared, inpainter=outcome.generator, inpainter_net=p.inpainter)
+    networks.__post_init__()  # eval mode, frozen
+    result = evaluate(p, EvaluatePaths.default(repo_root), networks, baselines=False)
+    metrics = {key: value for key, value in result.metrics.items() if isinstance(value, (int, float))}
+    metrics.update(variant=variant, seed=p.train_inpainter.seed, steps=outcome.steps,
+                   g_params=count_parameters(outcome.generator), d_params=count_parameters(outcome.discriminator),
+                   train_seconds=train_seconds, resumed_from=outcome.resumed_from)
+    if outcome.run_id:  # the variant's MLflow run gets its evaluation beside its training curves
+        log_to_run(p, repo_root, outcome.run_id, metrics={f"eval/{k}": float(v) for k, v in metrics.items()
+                                                          if isinstance(v, (int, float)) and v is not None},
+                   tags={"ablation.variant": variant, "ablation.seed_index": seed_index})
+    return metrics
+
+
+def run_variant(params: Params, variant: str, repo_root: Path) -> list[dict[str, Any]]:
+    """Every seed of ``variant``; writes one metrics JSON per seed and returns them."""
+    shared = EditorNetworks.from_artifacts(params, repo_root / "artifacts")  # fails early if weights are missing
+    runs = []
+    for seed_index in range(params.ablation.seeds):
+        metrics = train_and_evaluate(params, variant, seed_index, repo_root, shared)
+        path = metrics_file(repo_root, variant, seed_index)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(metrics, indent=2, allow_nan=True) + "\n")
+        runs.append(metrics)
+    return runs
+
+
+def variant_metric_files(params: Params, repo_root: Path) -> dict[str, list[Path]]:
+    """The per-seed metrics files the ``report`` stage gathers, by variant (params order)."""
+    return {name: [metrics_file(repo_root, name, k) for k in range(params.ablation.seeds)]
+            for name in params.ablations}

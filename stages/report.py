@@ -1,0 +1,51 @@
+"""DVC stage `report`: gather every ablation variant's metrics into a table and a bar plot.
+
+    python -m stages.report [--params params.yaml]
+
+Reads reports/ablations/<variant>/seed<k>.json; writes reports/ablations.md (the table),
+reports/figures/ablations.png (DVC plot), reports/metrics/ablations.json (DVC metrics: mean/std/n
+per variant and metric) and logs the three to MLflow under the pipeline's parent run.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fashion_edit.ablation import variant_metric_files
+from fashion_edit.ablation_report import build_report, load_variant_metrics
+from fashion_edit.config import ParamsError, load_params
+from fashion_edit.tracking import TrackingError, start_stage_run
+
+OUT_MD = Path("reports/ablations.md")
+OUT_PNG = Path("reports/figures/ablations.png")
+OUT_JSON = Path("reports/metrics/ablations.json")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    root = args.params.resolve().parent
+    try:
+        params = load_params(args.params)
+        metrics = load_variant_metrics(variant_metric_files(params, root))
+        OUT_JSON.parent.mkdir(parents=True, exist_ok=True)
+        build_report(metrics, root / OUT_MD, root / OUT_PNG, root / OUT_JSON)
+        run = start_stage_run(params, "report", ("ablation", "ablations"), root)
+        for path in (OUT_MD, OUT_PNG, OUT_JSON):
+            run.log_artifact(root / path, "ablations")
+        run.end()
+    except (ParamsError, FileNotFoundError, ValueError, TrackingError) as exc:
+        print(f"report: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"report: {len(metrics)} variants -> {OUT_MD}, {OUT_PNG}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
