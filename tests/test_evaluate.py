@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fashion_edit.editor import EditorModelError
-from fashion_edit.evaluation import BASELINES, GRID_COLUMNS, EvaluatePaths, grid_indices, run_evaluation
+from fashion_edit.editor import EditorModelError, EditorNetworks
+from fashion_edit.evaluation import (BASELINES, GRID_COLUMNS, EvaluatePaths, evaluate, grid_indices,
+                                     run_evaluation)
 from fashion_edit.networks import build_inpainter, build_parser
 from fashion_edit.segmenter import (SegmenterError, SegmenterPaths, build_segmenter, load_segmenter, save_segmenter,
                                     segmenter_architecture, train_segmenter, use_provided_segmenter)
@@ -96,6 +97,14 @@ def test_evaluation_is_logged_to_mlflow(evaluated):
     assert logged["baselines.telea.fid"] == pytest.approx(metrics["baselines"]["telea"]["fid"])
     names = {a.path for a in client.list_artifacts(runs[0].info.run_id, "samples")}
     assert "samples/evaluate_grid.png" in names
+
+
+def test_evaluation_without_baselines_scores_only_the_model(evaluated):
+    paths, metrics, _ = evaluated
+    networks = EditorNetworks.from_artifacts(tiny_params(), paths.artifacts)
+    alone = evaluate(tiny_params(), paths, networks, baselines=False).metrics
+    assert "baselines" not in alone
+    assert alone["fid"] == pytest.approx(metrics["fid"]) and alone["parser_miou"] == metrics["parser_miou"]
 
 
 def test_grid_items_are_spread_over_the_split():
