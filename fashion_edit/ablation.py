@@ -20,10 +20,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fashion_edit.config import Params
-from fashion_edit.editor import EditorNetworks
+import torch
+
+from fashion_edit.config import Params, ParserNet
+from fashion_edit.editor import TRAINED_WEIGHTS, EditorNetworks, load_weights
 from fashion_edit.evaluation import EvaluatePaths, evaluate
-from fashion_edit.networks import count_parameters
+from fashion_edit.networks import build_parser, count_parameters
+from fashion_edit.segmenter import load_segmenter
 from fashion_edit.tracking import log_to_run
 from fashion_edit.training.distributed import setup_distributed, teardown_distributed
 from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
@@ -54,8 +57,24 @@ def metrics_file(repo_root: Path, variant: str, seed_index: int) -> Path:
     return repo_root / "reports" / "ablations" / variant / f"seed{seed_index}.json"
 
 
+@dataclasses.dataclass(frozen=True)
+class SharedNetworks:
+    """The pipeline's trained parser and segmenter, used unchanged by every variant."""
+
+    parser: torch.nn.Module
+    parser_net: ParserNet
+    segmenter: torch.nn.Module
+    segmenter_architecture: dict[str, int]
+
+    @classmethod
+    def from_artifacts(cls, params: Params, artifacts: Path) -> "SharedNetworks":
+        parser = load_weights(build_parser(params), artifacts / TRAINED_WEIGHTS["parser"], "dvc repro train_parser")
+        segmenter, architecture = load_segmenter(artifacts / TRAINED_WEIGHTS["segmenter"])
+        return cls(parser, params.parser, segmenter, architecture)
+
+
 def train_and_evaluate(params: Params, variant: str, seed_index: int, repo_root: Path,
-                       shared: EditorNetworks) -> dict[str, Any]:
+                       shared: SharedNetworks) -> dict[str, Any]:
     """Train one seed of one variant (resuming if interrupted), evaluate it, return its metrics."""
     p = variant_params(params, variant, seed_index)
     spec = dataclasses.replace(INPAINTER_SPEC, stage_name=STAGE_TEMPLATE.format(variant=variant))
@@ -66,8 +85,8 @@ def train_and_evaluate(params: Params, variant: str, seed_index: int, repo_root:
     finally:
         teardown_distributed()
     train_seconds = time.perf_counter() - started
-    networks = dataclasses.replace(shared, inpainter=outcome.generator, inpainter_net=p.inpainter)
-    networks.__post_init__()  # eval mode, frozen
+    networks = EditorNetworks(shared.segmenter, shared.parser, outcome.generator, shared.segmenter_architecture,
+                              shared.parser_net, p.inpainter)
     result = evaluate(p, EvaluatePaths.default(repo_root), networks, baselines=False)
     metrics = {key: value for key, value in result.metrics.items() if isinstance(value, (int, float))}
     metrics.update(variant=variant, seed=p.train_inpainter.seed, steps=outcome.steps,
@@ -82,7 +101,7 @@ def train_and_evaluate(params: Params, variant: str, seed_index: int, repo_root:
 
 def run_variant(params: Params, variant: str, repo_root: Path) -> list[dict[str, Any]]:
     """Every seed of ``variant``; writes one metrics JSON per seed and returns them."""
-    shared = EditorNetworks.from_artifacts(params, repo_root / "artifacts")  # fails early if weights are missing
+    shared = SharedNetworks.from_artifacts(params, repo_root / "artifacts")  # fails early if weights are missing
     runs = []
     for seed_index in range(params.ablation.seeds):
         metrics = train_and_evaluate(params, variant, seed_index, repo_root, shared)

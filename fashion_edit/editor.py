@@ -210,14 +210,15 @@ class EditorNetworks:
     @classmethod
     def from_artifacts(cls, params: Params, artifacts: Path) -> "EditorNetworks":
         """The networks the pipeline trained (``artifacts/{parser,inpainter,segmenter}``), built from params."""
-        parser = _load_state(build_parser(params), artifacts / TRAINED_WEIGHTS["parser"], "dvc repro train_parser")
-        inpainter = _load_state(build_inpainter(params), artifacts / TRAINED_WEIGHTS["inpainter"],
+        parser = load_weights(build_parser(params), artifacts / TRAINED_WEIGHTS["parser"], "dvc repro train_parser")
+        inpainter = load_weights(build_inpainter(params), artifacts / TRAINED_WEIGHTS["inpainter"],
                                 "dvc repro train_inpainter")
         segmenter, architecture = load_segmenter(artifacts / TRAINED_WEIGHTS["segmenter"])
         return cls(segmenter, parser, inpainter, architecture, params.parser, params.inpainter)
 
 
-def _load_state(module: torch.nn.Module, path: Path, how: str) -> torch.nn.Module:
+def load_weights(module: torch.nn.Module, path: Path, how: str) -> torch.nn.Module:
+    """``module`` with the state dict at ``path``; EditorModelError saying how to produce it if unusable."""
     if not path.is_file():
         raise EditorModelError(f"weights not found: {path} (produce them with `{how}`)")
     try:
@@ -334,7 +335,7 @@ class Editor:
         except (KeyError, TypeError, ValueError) as exc:
             raise EditorModelError(f"{manifest_path}: invalid editor description ({exc})") from None
         for name, module in modules.items():
-            _load_state(module, folder / WEIGHT_FILES[name], "dvc repro register")
+            load_weights(module, folder / WEIGHT_FILES[name], "dvc repro register")
         return cls(EditorNetworks(modules["segmenter"], modules["parser"], modules["inpainter"], architecture,
                                   parser_net, inpainter_net), size)
 
