@@ -163,3 +163,14 @@ def mlflow_uri(_session_mlflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> str
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("FASHION_EDIT_PIPELINE_RUN", raising=False)
     return uri
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks: one thread is as fast and does not collapse when other jobs share the cores."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

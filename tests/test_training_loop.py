@@ -22,12 +22,8 @@ SINGLE = DistContext(rank=0, local_rank=0, world_size=1, device=torch.device("cp
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one thread is as fast and does not collapse when other jobs share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+def _one_thread(one_thread):
+    """Every test here runs tiny networks on one thread (see conftest.one_thread)."""
 
 
 class NoiseImages(Dataset):

@@ -228,16 +228,8 @@ class FolderSource(Source):
             )
 
     def load(self, item: RawItem) -> LoadedSample:
-        if item.parsing_path is None:
-            raise SampleSkipped(item.image_path, "missing file: no parsing for this image")
-        image = decode_rgb(item.image_path)
-        raw = decode_ids(item.parsing_path)
-        if raw.shape != image.shape[:2]:
-            raise SampleSkipped(
-                item.parsing_path,
-                f"size mismatch: parsing {raw.shape[1]}x{raw.shape[0]} vs image {image.shape[1]}x{image.shape[0]}",
-            )
-        parsing = split_left_right(self.label_map.apply(raw, item.parsing_path), self.label_map.split_pairs)
+        image, mapped = read_pair(item, self.label_map, missing="missing file: no parsing for this image")
+        parsing = split_left_right(mapped, self.label_map.split_pairs)
         keypoints = read_keypoints(item.keypoints_path) if item.keypoints_path else None
         return LoadedSample(image=image, parsing=parsing, keypoints=keypoints)
 
@@ -253,3 +245,18 @@ class SyntheticSource(FolderSource):
         if not raw_dir.is_dir():
             raise DatasetError(f"{raw_dir}: synthetic data not found (run `dvc repro synthesize` first)")
         return cls(raw_dir, raw_dir / "label_map.yaml")
+
+
+def read_pair(item: RawItem, label_map: LabelMap,
+              missing: str = "missing parsing: no parsing/label PNG found for this image") -> tuple[np.ndarray, np.ndarray]:
+    """An item's RGB image and its parsing mapped into LIP-20; SampleSkipped for a bad pair."""
+    if item.parsing_path is None:
+        raise SampleSkipped(item.image_path, missing)
+    image = decode_rgb(item.image_path)
+    raw = decode_ids(item.parsing_path)
+    if raw.shape != image.shape[:2]:
+        raise SampleSkipped(
+            item.parsing_path,
+            f"size mismatch: parsing {raw.shape[1]}x{raw.shape[0]} vs image {image.shape[1]}x{image.shape[0]}",
+        )
+    return image, label_map.apply(raw, item.parsing_path)

@@ -35,7 +35,7 @@ import numpy as np
 
 from fashion_edit.config import DataParams
 from fashion_edit.data.sources.base import DatasetError, LoadedSample, RawItem, SampleSkipped, Source
-from fashion_edit.data.sources.folder import IMAGE_SUFFIXES, LabelMap, decode_ids, decode_rgb, load_label_map
+from fashion_edit.data.sources.folder import IMAGE_SUFFIXES, LabelMap, load_label_map, read_pair
 from fashion_edit.data.sources.folder import _stems as files_by_stem
 
 LABEL_MAP_DIR = Path(__file__).resolve().parents[1] / "label_maps"
@@ -66,20 +66,6 @@ def dataset_root(data: DataParams) -> Path:
     if not root.is_dir():
         raise DatasetError(f"data.root: {root} does not exist or is not a folder (data.source={data.source})")
     return root
-
-
-def read_pair(item: RawItem, label_map: LabelMap) -> tuple[np.ndarray, np.ndarray]:
-    """An item's RGB image and its parsing mapped into LIP-20; SampleSkipped for a bad pair."""
-    if item.parsing_path is None:
-        raise SampleSkipped(item.image_path, "missing parsing: no parsing/label PNG found for this image")
-    image = decode_rgb(item.image_path)
-    raw = decode_ids(item.parsing_path)
-    if raw.shape != image.shape[:2]:
-        raise SampleSkipped(
-            item.parsing_path,
-            f"size mismatch: parsing {raw.shape[1]}x{raw.shape[0]} vs image {image.shape[1]}x{image.shape[0]}",
-        )
-    return image, label_map.apply(raw, item.parsing_path)
 
 
 @dataclass(frozen=True)
