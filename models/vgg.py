@@ -118,7 +118,12 @@ def _unit_normalise(features: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
 
 class STLPIPS(nn.Module):
     """ST-LPIPS distance: anti-aliased VGG16 activations, channel-unit-normalised, squared difference,
-    a learned non-negative 1x1 linear head per layer, spatial mean, summed over the five layers."""
+    a learned non-negative 1x1 linear head per layer, spatial mean, summed over the five layers.
+
+    Runs channels_last: on CPU (oneDNN) that is ~25 % faster for this trunk, with distances equal to
+    the NCHW ones within float rounding. :meth:`features` and :meth:`distance` split the computation
+    so a caller comparing several images with one reference computes the reference's features once.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -126,12 +131,20 @@ class STLPIPS(nn.Module):
         self.lins = nn.ModuleList(nn.Conv2d(c, 1, 1, bias=False) for c in LPIPS_CHANNELS)
         self.requires_grad_(False)
         self.eval()
+        self.to(memory_format=torch.channels_last)  # load_state_dict keeps the parameters' layout
+
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Unit-normalised activations of images (B,3,H,W) in [-1, 1], one tensor per LPIPS layer."""
+        taps = self.trunk(x.contiguous(memory_format=torch.channels_last), LPIPS_LAYERS)
+        return [_unit_normalise(taps[name]) for name in LPIPS_LAYERS]
+
+    def distance(self, f0: list[torch.Tensor], f1: list[torch.Tensor]) -> torch.Tensor:
+        """Distances (B,) between two outputs of :meth:`features`."""
+        total = f0[0].new_zeros(f0[0].shape[0])
+        for a, b, lin in zip(f0, f1, self.lins):
+            total = total + lin((a - b).pow(2)).mean(dim=(1, 2, 3))
+        return total
 
     def forward(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
         """Distances (B,) between image batches in [-1, 1] (0 for identical images)."""
-        f0, f1 = self.trunk(x0, LPIPS_LAYERS), self.trunk(x1, LPIPS_LAYERS)
-        total = x0.new_zeros(x0.shape[0])
-        for name, lin in zip(LPIPS_LAYERS, self.lins):
-            diff = (_unit_normalise(f0[name]) - _unit_normalise(f1[name])).pow(2)
-            total = total + lin(diff).mean(dim=(1, 2, 3))
-        return total
+        return self.distance(self.features(x0), self.features(x1))

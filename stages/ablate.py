@@ -2,7 +2,7 @@
 
     python -m stages.ablate --variant no_gan [--params params.yaml]
 
-Reads data/prepared and artifacts/{parser,segmenter}; writes checkpoints/ablations/<variant>/
+Reads data/prepared, data/fid_reference and artifacts/{parser,segmenter}; writes checkpoints/ablations/<variant>/
 (persistent: resumes after a kill), reports/ablations/<variant>/ (one metrics JSON per seed, curves)
 and one MLflow run per seed under the pipeline's parent run. See fashion_edit/ablation.py.
 """
@@ -18,6 +18,7 @@ from fashion_edit.training.stage import EXPECTED_ERRORS
 from fashion_edit.config import load_params
 from fashion_edit.editor import EditorModelError
 from fashion_edit.evaluation import EvaluationError
+from fashion_edit.fid_reference import FidReferenceError
 from fashion_edit.segmenter import SegmenterError
 
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         runs = run_variant(params, args.variant, args.params.resolve().parent)
-    except (*EXPECTED_ERRORS, EditorModelError, EvaluationError, SegmenterError) as exc:
+    except (*EXPECTED_ERRORS, EditorModelError, EvaluationError, FidReferenceError, SegmenterError) as exc:
         print(f"ablations@{args.variant}: error: {exc}", file=sys.stderr)
         return 1
     for m in runs:

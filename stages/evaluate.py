@@ -2,7 +2,8 @@
 
     python -m stages.evaluate [--params params.yaml]
 
-Reads data/prepared/test and artifacts/{parser,inpainter,segmenter}; writes
+Reads data/prepared/test, data/fid_reference (real FID features) and
+artifacts/{parser,inpainter,segmenter}; writes
 reports/metrics/evaluate.json (DVC metrics), reports/evaluate.md (the table),
 reports/evaluate/samples.png (DVC plot: input, sketch + colour, completed parsing, output, ground
 truth for evaluate.grid_items fixed test items) and one MLflow run. The metrics are documented in
@@ -18,6 +19,7 @@ from fashion_edit.config import ParamsError, load_params
 from fashion_edit.data.store import StoreError
 from fashion_edit.editor import EditorModelError
 from fashion_edit.evaluation import EvaluatePaths, EvaluationError, run_evaluation
+from fashion_edit.fid_reference import FidReferenceError
 from fashion_edit.pretrained import WeightsError
 from fashion_edit.segmenter import SegmenterError
 from fashion_edit.tracking import TrackingError
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = EvaluatePaths.default(args.params.resolve().parent)
         metrics = run_evaluation(params, paths).metrics
     except (ParamsError, StoreError, EditorModelError, SegmenterError, WeightsError, TrackingError,
-            EvaluationError) as exc:
+            EvaluationError, FidReferenceError) as exc:
         print(f"evaluate: error: {exc}", file=sys.stderr)
         return 1
     telea, mean_fill = metrics["baselines"]["telea"], metrics["baselines"]["mean_fill"]

@@ -1,16 +1,21 @@
 """Evaluation stage and segmenter on the tiny prepared dataset with tiny random-init checkpoints."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from fashion_edit.data.store import open_split
 from fashion_edit.editor import EditorModelError, EditorNetworks
 from fashion_edit.evaluation import (BASELINES, GRID_COLUMNS, EvaluatePaths, evaluate, grid_indices,
                                      run_evaluation)
+from fashion_edit.fid_reference import FidReferenceError, compute_reference, load_reference, save_reference
+from fashion_edit.metrics.fid import InceptionFeatures
 from fashion_edit.networks import build_inpainter, build_parser
 from fashion_edit.segmenter import (SegmenterError, SegmenterPaths, build_segmenter, load_segmenter, save_segmenter,
                                     segmenter_architecture, train_segmenter, use_provided_segmenter)
@@ -99,11 +104,11 @@ def test_evaluation_is_logged_to_mlflow(evaluated):
     assert "samples/evaluate_grid.png" in names
 
 
-def test_evaluation_without_baselines_scores_only_the_model(evaluated):
+def test_model_only_evaluation_leaves_out_baselines_and_ceiling(evaluated):
     paths, metrics, _ = evaluated
     networks = EditorNetworks.from_artifacts(tiny_params(), paths.artifacts)
-    alone = evaluate(tiny_params(), paths, networks, baselines=False).metrics
-    assert "baselines" not in alone
+    alone = evaluate(tiny_params(), paths, networks, model_only=True).metrics
+    assert "baselines" not in alone and "segmenter_ceiling_miou" not in alone  # the evaluate stage's
     assert alone["fid"] == pytest.approx(metrics["fid"]) and alone["parser_miou"] == metrics["parser_miou"]
 
 
@@ -158,3 +163,34 @@ def test_foreign_segmenter_file_is_reported(tmp_path: Path):
         load_segmenter(foreign)
     with pytest.raises(SegmenterError, match="not found"):
         load_segmenter(tmp_path / "absent.pt")
+
+
+# ----------------------------------------------------------------------------- FID reference
+def test_stored_fid_reference_gives_the_in_process_scores(evaluated, prepared_data: Path):
+    """The fid_reference stage's file reproduces the FID computed without it (same real features)."""
+    paths, metrics, _ = evaluated
+    test = open_split(prepared_data / "test")
+    reference = paths.repo_root / "reference" / "test.npz"
+    save_reference(reference, compute_reference(test, InceptionFeatures(batch_size=7)), test)
+    networks = EditorNetworks.from_artifacts(tiny_params(), paths.artifacts)
+    stored = evaluate(tiny_params(), dataclasses.replace(paths, fid_reference=reference), networks).metrics
+    assert stored["fid"] == pytest.approx(metrics["fid"], rel=1e-6)
+    assert stored["baselines"]["telea"]["fid"] == pytest.approx(metrics["baselines"]["telea"]["fid"], rel=1e-6)
+    assert stored["st_lpips"] == pytest.approx(metrics["st_lpips"], rel=1e-6)
+
+
+def test_fid_reference_of_other_images_is_refused(prepared_data: Path, tmp_path: Path):
+    test, val = open_split(prepared_data / "test"), open_split(prepared_data / "val")
+    features = np.random.default_rng(0).normal(size=(len(val), 2048))
+    save_reference(tmp_path / "test.npz", features, val)
+    with pytest.raises(FidReferenceError, match=r"test\.npz.*other test images.*dvc repro fid_reference"):
+        load_reference(tmp_path / "test.npz", test)
+
+
+def test_missing_or_corrupt_fid_reference_names_the_file(prepared_data: Path, tmp_path: Path):
+    test = open_split(prepared_data / "test")
+    with pytest.raises(FidReferenceError, match=r"missing\.npz.*missing.*dvc repro fid_reference"):
+        load_reference(tmp_path / "missing.npz", test)
+    (tmp_path / "bad.npz").write_bytes(b"not a zip file")
+    with pytest.raises(FidReferenceError, match=r"bad\.npz.*not a readable.*dvc repro fid_reference"):
+        load_reference(tmp_path / "bad.npz", test)

@@ -120,7 +120,7 @@ def test_register_stage_reports_missing_evaluation(tmp_path: Path, capsys):
 
 @pytest.mark.slow
 def test_dvc_stages_evaluate_register_and_the_edit_command(tiny_repo: Path, tmp_path: Path):
-    """train_segmenter -> evaluate -> register through DVC (training stages replaced by random weights),
+    """train_segmenter -> fid_reference -> evaluate -> register through DVC (training stages replaced by random weights),
     then `fashion_edit.cli edit` with the registry's champion, then a no-op rerun registers nothing new."""
     import cv2
 
@@ -128,7 +128,7 @@ def test_dvc_stages_evaluate_register_and_the_edit_command(tiny_repo: Path, tmp_
 
     run_in(tiny_repo, "dvc", "repro", "preprocess")
     write_random_artifacts(tiny_repo / "artifacts")
-    for stage in ("train_segmenter", "evaluate", "register"):
+    for stage in ("train_segmenter", "fid_reference", "evaluate", "register"):
         run_in(tiny_repo, "dvc", "repro", "--single-item", stage)
     shown = json.loads(run_in(tiny_repo, "dvc", "metrics", "show", "--json").stdout)
     metrics = next(iter(shown.values()))["data"]

@@ -1,0 +1,72 @@
+"""The real side of FID, computed once: Inception features of the prepared test images.
+
+Every FID of the pipeline compares edited test images with the same real test images, so their
+Inception features (the most expensive half of an evaluation on CPU) are the output of one stage,
+``fid_reference`` (``data/fid_reference/test.npz``), which ``evaluate`` and every ablation variant
+read instead of recomputing them. This is the "precomputed statistics" practice of pytorch-fid and
+clean-fid, but the features themselves are kept: ``fashion_edit.metrics.fid.fid_from_features``
+needs them for its exact small-sample computation.
+
+The file records a fingerprint of the images it was computed from (their bytes and the FID
+preprocessing name); a reader refuses features of other test images with an error saying how to
+rebuild them, so a stale reference can never yield a silently wrong FID.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fashion_edit.data.store import PreparedSplit
+from fashion_edit.metrics.fid import FEATURE_DIM, FID_METRIC_NAME, InceptionFeatures
+
+REFERENCE_FILE = Path("data") / "fid_reference" / "test.npz"  # relative to the repository root
+REBUILD = "run `dvc repro fid_reference`"
+
+
+class FidReferenceError(RuntimeError):
+    """The stored real features are missing, unreadable or belong to other test images."""
+
+
+def split_fingerprint(split: PreparedSplit) -> str:
+    """SHA-256 of the split's image bytes and shape, and of the FID preprocessing they are scored with."""
+    digest = hashlib.sha256(f"{FID_METRIC_NAME}:{split.images.shape}".encode())
+    digest.update(np.ascontiguousarray(split.images).data)
+    return digest.hexdigest()
+
+
+def compute_reference(split: PreparedSplit, inception: InceptionFeatures) -> np.ndarray:
+    """Inception features (N, 2048) of every image of ``split`` (uint8 HWC rows), in split order."""
+    step = inception.batch_size
+    chunks = [inception(torch.from_numpy(np.ascontiguousarray(split.images[start:start + step])).permute(0, 3, 1, 2))
+              for start in range(0, len(split), step)]
+    return np.concatenate(chunks) if chunks else np.zeros((0, FEATURE_DIM))
+
+
+def save_reference(path: Path, features: np.ndarray, split: PreparedSplit) -> None:
+    """Write ``features`` of ``split`` with its fingerprint (write-then-rename: never a half file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "wb") as handle:
+        np.savez(handle, features=features, fingerprint=np.array(split_fingerprint(split)),
+                 metric=np.array(FID_METRIC_NAME))
+    partial.replace(path)
+
+
+def load_reference(path: Path, split: PreparedSplit) -> np.ndarray:
+    """The stored features of ``split``; FidReferenceError if missing, unreadable or of other images."""
+    if not path.is_file():
+        raise FidReferenceError(f"{path}: FID reference features missing; {REBUILD}")
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            features, fingerprint = stored["features"], str(stored["fingerprint"])
+    except (OSError, ValueError, KeyError, EOFError) as exc:
+        raise FidReferenceError(f"{path}: not a readable FID reference ({type(exc).__name__}: {exc}); "
+                                f"{REBUILD}") from None
+    if fingerprint != split_fingerprint(split) or features.shape != (len(split), FEATURE_DIM):
+        raise FidReferenceError(f"{path}: computed for other test images than {split.root} "
+                                f"({features.shape[0]} features for {len(split)} images, or the images "
+                                f"changed since); {REBUILD}")
+    return features

@@ -1,0 +1,47 @@
+"""DVC stage `fid_reference`: Inception features of the real test images, computed once.
+
+    python -m stages.fid_reference [--params params.yaml]
+
+Reads data/prepared/test; writes data/fid_reference/test.npz, the real side of every FID that
+`evaluate` and the `ablations@<variant>` stages compute (see fashion_edit/fid_reference.py).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from fashion_edit.config import ParamsError, load_params
+from fashion_edit.data.store import StoreError, open_split
+from fashion_edit.fid_reference import REFERENCE_FILE, compute_reference, save_reference
+from fashion_edit.metrics.fid import InceptionFeatures
+from fashion_edit.pretrained import WeightsError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"),
+                        help="params file; its folder is the repository root (inputs, outputs)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    root = args.params.resolve().parent
+    started = time.perf_counter()
+    try:
+        params = load_params(args.params)
+        test = open_split(root / "data" / "prepared" / "test")
+        features = compute_reference(test, InceptionFeatures(batch_size=params.evaluate.fid_batch_size))
+        save_reference(root / REFERENCE_FILE, features, test)
+    except (ParamsError, StoreError, WeightsError) as exc:
+        print(f"fid_reference: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"fid_reference: Inception features of {len(test)} test images -> {REFERENCE_FILE} "
+          f"in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
