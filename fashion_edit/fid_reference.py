@@ -40,7 +40,8 @@ def split_fingerprint(split: PreparedSplit) -> str:
 def compute_reference(split: PreparedSplit, inception: InceptionFeatures) -> np.ndarray:
     """Inception features (N, 2048) of every image of ``split`` (uint8 HWC rows), in split order."""
     step = inception.batch_size
-    chunks = [inception(torch.from_numpy(np.ascontiguousarray(split.images[start:start + step])).permute(0, 3, 1, 2))
+    # np.array copies the read-only memmap rows (torch refuses to wrap non-writable memory silently)
+    chunks = [inception(torch.from_numpy(np.array(split.images[start:start + step])).permute(0, 3, 1, 2))
               for start in range(0, len(split), step)]
     return np.concatenate(chunks) if chunks else np.zeros((0, FEATURE_DIM))
 
