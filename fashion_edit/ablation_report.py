@@ -115,6 +115,9 @@ def build_report(metrics: Mapping[str, Sequence[Mapping[str, float]]], out_md: P
     note = ("Cells show mean ± sample std over seeds." if seeds > 1
             else "One seed per variant: differences smaller than seed noise cannot be told apart "
                  "(set `ablation.seeds` > 1).")
+    steps = sorted({int(run["steps"]) for runs in metrics.values() for run in runs if "steps" in run})
+    if steps:  # the training length decides how far the differences can be read
+        note = f"Inpainter trained {'/'.join(map(str, steps))} steps per run. {note}"
     text = (f"# Ablation study\n\n{note} Bold = best value in the column.\n\n{table}\n\n"
             f"![ablation metrics]({out_png.name})\n")
     out_md.parent.mkdir(parents=True, exist_ok=True)

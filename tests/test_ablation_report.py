@@ -9,7 +9,8 @@ from fashion_edit.ablation_report import build_report, load_variant_metrics, mar
 
 def _metrics(fid: float, miou: float) -> dict:
     return {"fid": fid, "parser_miou": miou, "seg_consistency_miou": miou - 0.1, "psnr_hole": 20.0,
-            "ssim": 0.8, "st_lpips": 0.2, "g_params": 2_500_000, "d_params": 700_000, "train_seconds": 61.0}
+            "ssim": 0.8, "st_lpips": 0.2, "g_params": 2_500_000, "d_params": 700_000, "train_seconds": 61.0,
+            "steps": 16}
 
 
 def test_summary_mean_and_sample_std():
@@ -31,6 +32,7 @@ def test_seeds_above_one_show_spread(tmp_path):
     metrics = {"full": [_metrics(30.0, 0.6), _metrics(34.0, 0.62)], "spade_norm": [_metrics(40.0, 0.5)] * 2}
     text = build_report(metrics, tmp_path / "ablations.md", tmp_path / "ablations.png", tmp_path / "summary.json")
     assert "32.0 ± 2.8" in text and "mean ± sample std" in text
+    assert "trained 16 steps per run" in text  # the reader sees how short the training was
     assert (tmp_path / "ablations.png").stat().st_size > 1000
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["full"]["fid"]["n"] == 2
