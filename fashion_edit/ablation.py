@@ -4,8 +4,9 @@ A variant (``params.yaml`` ``ablations.<name>``) overrides the inpainter's secti
 length is ``ablation.steps`` and it is trained ``ablation.seeds`` times (seed k adds k to
 ``train_inpainter.seed``). Each seed is evaluated by the same code as the ``evaluate`` stage, on
 the same fixed masks, with the pipeline's trained parser and segmenter (the two-stage path), so
-the variants differ only in the inpainter. The baselines are left out here: the ``evaluate``
-stage already reports them and they do not depend on the variant.
+the variants differ only in the inpainter. The baselines and the segmenter's ceiling are left out
+(``model_only``): the ``evaluate`` stage reports them and they do not depend on the variant; the
+real half of the FID is read from the ``fid_reference`` stage's file, shared by every variant.
 
 Layout for variant ``v``, seed ``k``:
 - ``checkpoints/ablations/v/seed<k>/``  training state (persistent: a killed run resumes);

@@ -37,8 +37,7 @@ from tqdm import tqdm
 from fashion_edit.baselines import inpaint_batch
 from fashion_edit.config import Params
 from fashion_edit.data.dataset import EditingDataset
-from fashion_edit.data.store import open_split
-from fashion_edit.data.store import PreparedSplit
+from fashion_edit.data.store import PreparedSplit, open_split
 from fashion_edit.editor import EditorNetworks, TwoStageOutput, two_stage
 from fashion_edit.fid_reference import REFERENCE_FILE, compute_reference, load_reference
 from fashion_edit.metrics.fid import FID_METRIC_NAME, InceptionFeatures, fid_from_features
@@ -48,9 +47,9 @@ from fashion_edit.networks import Batch, incomplete_image
 from fashion_edit.pretrained import load_stlpips
 from fashion_edit.segmenter import segment
 from fashion_edit.tracking import start_stage_run
-from models.vgg import STLPIPS
 from fashion_edit.visualize import (colourise_parsing, condition_picture, hole_overlay, image_to_uint8, make_grid,
                                     save_png)
+from models.vgg import STLPIPS
 
 STAGE = "evaluate"
 # params sections the stage reads (dvc.yaml lists the same; also the params-hash tag)
