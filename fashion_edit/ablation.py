@@ -10,14 +10,14 @@ real half of the FID is read from the ``fid_reference`` stage's file, shared by 
 
 Layout for variant ``v``, seed ``k``:
 - ``checkpoints/ablations/v/seed<k>/``  training state (persistent: a killed run resumes);
-- ``reports/ablations/v/seed<k>.json``   evaluation metrics + parameter counts + training wall time;
+- ``reports/ablations/v/seed<k>.json``   evaluation metrics + parameter counts + seconds spent in training
+  steps (summed over resumed runs);
 - ``reports/ablations/v/seed<k>/``       curves and samples of that training run.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -79,20 +79,18 @@ def train_and_evaluate(params: Params, variant: str, seed_index: int, repo_root:
     """Train one seed of one variant (resuming if interrupted), evaluate it, return its metrics."""
     p = variant_params(params, variant, seed_index)
     spec = dataclasses.replace(INPAINTER_SPEC, stage_name=STAGE_TEMPLATE.format(variant=variant))
-    started = time.perf_counter()
     ctx = setup_distributed(False, "ablation")
     try:
         outcome = train(p, spec, variant_paths(repo_root, variant, seed_index), ctx)
     finally:
         teardown_distributed()
-    train_seconds = time.perf_counter() - started
     networks = EditorNetworks(shared.segmenter, shared.parser, outcome.generator, shared.segmenter_architecture,
                               shared.parser_net, p.inpainter)
     result = evaluate(p, EvaluatePaths.default(repo_root), networks, model_only=True)
     metrics = {key: value for key, value in result.metrics.items() if isinstance(value, (int, float))}
     metrics.update(variant=variant, seed=p.train_inpainter.seed, steps=outcome.steps,
                    g_params=count_parameters(outcome.generator), d_params=count_parameters(outcome.discriminator),
-                   train_seconds=train_seconds, resumed_from=outcome.resumed_from)
+                   train_seconds=outcome.train_seconds, resumed_from=outcome.resumed_from)
     if outcome.run_id:  # the variant's MLflow run gets its evaluation beside its training curves
         log_to_run(p, repo_root, outcome.run_id, metrics={f"eval/{k}": float(v) for k, v in metrics.items()
                                                           if isinstance(v, (int, float)) and v is not None},

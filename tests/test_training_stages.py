@@ -49,9 +49,10 @@ def test_same_params_and_seed_give_identical_losses(spec, tmp_path, prepared_dat
 def test_resumed_training_equals_uninterrupted_training(tmp_path, prepared_data, mlflow_uri):
     straight = train(_params("resume", steps=4), PARSER_SPEC, _paths(tmp_path / "a", prepared_data, "parser"), SINGLE)
     paths = _paths(tmp_path / "b", prepared_data, "parser")
-    train(_params("resume", steps=2), PARSER_SPEC, paths, SINGLE)  # "killed" after step 2
+    first = train(_params("resume", steps=2), PARSER_SPEC, paths, SINGLE)  # "killed" after step 2
     resumed = train(_params("resume", steps=4), PARSER_SPEC, paths, SINGLE)
     assert resumed.resumed_from == 2
+    assert resumed.train_seconds > first.train_seconds > 0  # the killed run's step time is carried over
     assert resumed.history.rows == straight.history.rows
     for a, b in zip(straight.generator.state_dict().values(), resumed.generator.state_dict().values()):
         assert torch.equal(a, b)

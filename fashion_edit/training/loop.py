@@ -60,6 +60,7 @@ class LoopState:
     history: LossHistory
     last_checkpoint_step: int | None = None
     images_per_s: float = 0.0
+    train_seconds: float = 0.0   # time spent in steps so far, summed over resumed runs (checkpointed)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -169,7 +170,7 @@ def run_gan_loop(task: GanTask, batches: Iterator[dict[str, torch.Tensor]], opt_
         hook.on_start(state)
     window_start, window_images = time.perf_counter(), 0
     while state.step < schedule.steps:
-        step = state.step + 1
+        step, step_started = state.step + 1, time.perf_counter()
         batch = to_device(next(batches), ctx.device, channels_last)
         images_per_step = next(iter(batch.values())).shape[0] * ctx.world_size
 
@@ -189,6 +190,7 @@ def run_gan_loop(task: GanTask, batches: Iterator[dict[str, torch.Tensor]], opt_
         opt_g.step()
 
         state.step = step
+        state.train_seconds += time.perf_counter() - step_started
         losses = {**(_as_floats("loss_d", d_terms, d_total) if d_terms else {}),
                   **_as_floats("loss_g", g_terms, g_total)}
         state.history.record(step, losses)

@@ -91,6 +91,7 @@ class TrainOutcome:
     run_id: str | None
     generator: torch.nn.Module
     discriminator: torch.nn.Module
+    train_seconds: float = 0.0  # time in training steps, including the runs this one resumed
 
 
 def seed_everything(seed: int) -> None:
@@ -146,10 +147,11 @@ def _final_grid(task: GanTask, batch: dict[str, torch.Tensor], generator: torch.
         task.generator = trained
 
 
-def _final_metrics(history: LossHistory, images_per_s: float, steps: int) -> dict[str, float]:
+def _final_metrics(history: LossHistory, loop_state: LoopState) -> dict[str, float]:
     """Moving average of each loss over the last 10 % of steps (a single GAN step is noise)."""
     tail = max(1, len(history) // 10)
-    out: dict[str, float] = {"steps": float(steps), "images_per_s": round(images_per_s, 3)}
+    out: dict[str, float] = {"steps": float(loop_state.step), "images_per_s": round(loop_state.images_per_s, 3),
+                             "train_seconds": round(loop_state.train_seconds, 2)}
     for name in history.columns:
         values = history.column(name)[-tail:]
         out[name.replace("/", "_")] = float(np.mean(values)) if values else float("nan")
@@ -203,11 +205,12 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
     if state is not None and state["step"] > t.steps:
         state, why = None, (f"checkpoint {checkpoint_path} is at step {state['step']}, beyond "
                             f"{spec.stage}.steps={t.steps}: training from scratch")
-    history, start_step = LossHistory(), 0
+    history, start_step, train_seconds = LossHistory(), 0, 0.0
     if state is not None:
         start_step = apply_checkpoint(state, modules, optimizers)
         history = LossHistory.from_state(state["history"])
         history.truncate(start_step)
+        train_seconds = float(state["extra"].get("train_seconds", 0.0))
         previous_run = state["extra"].get("mlflow_run_id")
         if ctx.is_main and previous_run and previous_run != run.run_id:
             mark_run_killed(params, paths.repo_root, previous_run)
@@ -220,14 +223,16 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
     def save(step: int) -> None:
         save_checkpoint(checkpoint_path, step=step, identity=identity, modules=modules, optimizers=optimizers,
                         history=history.to_state(), extra={"mlflow_run_id": run.run_id or "",
-                                                           "world_size": ctx.world_size})
+                                                           "world_size": ctx.world_size,
+                                                           "train_seconds": loop_state.train_seconds})
 
     g_train, d_train = _wrap(generator, ctx), _wrap(discriminator, ctx)
     task = spec.task(params, g_train, discriminator, d_train)
     dataset = EditingDataset(open_split(paths.prepared / "train"), params.masks, seed=t.seed, fixed_masks=False)
     batches = batch_stream(dataset, t.batch_size, t.seed, start_step, ctx, t.num_workers)
     loop_state = LoopState(step=start_step, total_steps=t.steps, history=history,
-                           last_checkpoint_step=start_step if state is not None else None)
+                           last_checkpoint_step=start_step if state is not None else None,
+                           train_seconds=train_seconds)
     hooks = [ProgressHook(spec.stage, t.log_every), TrackingHook(run, t.log_every),
              CheckpointHook(save, t.checkpoint_every, checkpoint_path), *extra_hooks]
     schedule = LoopSchedule(steps=t.steps, sample_every=t.sample_every, log_every=t.log_every)
@@ -238,7 +243,8 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
     if ctx.is_main:  # the checkpoint hook has saved the final step
         _write_outputs(params, spec, paths, ctx, task, generator, loop_state, identity, run, t)
     return TrainOutcome(steps=loop_state.step, resumed_from=start_step if state is not None else None,
-                        history=history, run_id=run.run_id, generator=generator, discriminator=discriminator)
+                        history=history, run_id=run.run_id, generator=generator, discriminator=discriminator,
+                        train_seconds=loop_state.train_seconds)
 
 
 def _write_outputs(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: DistContext, task: GanTask,
@@ -247,7 +253,7 @@ def _write_outputs(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: Di
     history = loop_state.history
     weights = paths.artifacts / "generator.pt"
     atomic_torch_save({k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}, weights)
-    metrics = _final_metrics(history, loop_state.images_per_s, loop_state.step)
+    metrics = _final_metrics(history, loop_state)
     info = {"stage": spec.stage, "steps": loop_state.step, "identity": identity,
             "params_hash": params_hash(params, spec.sections), "mlflow_run_id": run.run_id,
             "world_size": ctx.world_size, "final_losses": metrics}
