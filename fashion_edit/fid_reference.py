@@ -24,6 +24,7 @@ from fashion_edit.metrics.fid import FEATURE_DIM, FID_METRIC_NAME, InceptionFeat
 
 REFERENCE_FILE = Path("data") / "fid_reference" / "test.npz"  # relative to the repository root
 REBUILD = "run `dvc repro fid_reference`"
+_HASH_ROWS = 256  # images hashed per read
 
 
 class FidReferenceError(RuntimeError):
@@ -33,17 +34,21 @@ class FidReferenceError(RuntimeError):
 def split_fingerprint(split: PreparedSplit) -> str:
     """SHA-256 of the split's image bytes and shape, and of the FID preprocessing they are scored with."""
     digest = hashlib.sha256(f"{FID_METRIC_NAME}:{split.images.shape}".encode())
-    digest.update(np.ascontiguousarray(split.images).data)
+    for start in range(0, len(split), _HASH_ROWS):  # in chunks: a large real test split stays on disk
+        digest.update(np.ascontiguousarray(split.images[start:start + _HASH_ROWS]).data)
     return digest.hexdigest()
 
 
 def compute_reference(split: PreparedSplit, inception: InceptionFeatures) -> np.ndarray:
     """Inception features (N, 2048) of every image of ``split`` (uint8 HWC rows), in split order."""
+    if len(split) < 2:  # a covariance needs two samples
+        raise FidReferenceError(f"{split.root}: {len(split)} test images; FID needs at least 2 "
+                                "(raise preprocess.split.test or prepare more data)")
     step = inception.batch_size
     # np.array copies the read-only memmap rows (torch refuses to wrap non-writable memory silently)
     chunks = [inception(torch.from_numpy(np.array(split.images[start:start + step])).permute(0, 3, 1, 2))
               for start in range(0, len(split), step)]
-    return np.concatenate(chunks) if chunks else np.zeros((0, FEATURE_DIM))
+    return np.concatenate(chunks)
 
 
 def save_reference(path: Path, features: np.ndarray, split: PreparedSplit) -> None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from fashion_edit.ablation import run_variant
+from fashion_edit.stage_args import stage_parser
 from fashion_edit.training.stage import EXPECTED_ERRORS
 from fashion_edit.config import load_params
 from fashion_edit.editor import EditorModelError
@@ -23,9 +23,8 @@ from fashion_edit.segmenter import SegmenterError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = stage_parser(__doc__)
     parser.add_argument("--variant", required=True, help="a key of params.yaml `ablations`")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     return parser.parse_args(argv)
 
 

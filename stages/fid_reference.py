@@ -10,19 +10,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from fashion_edit.config import ParamsError, load_params
 from fashion_edit.data.store import StoreError, open_split
-from fashion_edit.fid_reference import REFERENCE_FILE, compute_reference, save_reference
+from fashion_edit.fid_reference import REFERENCE_FILE, FidReferenceError, compute_reference, save_reference
 from fashion_edit.metrics.fid import InceptionFeatures
 from fashion_edit.pretrained import WeightsError
+from fashion_edit.stage_args import stage_parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"),
-                        help="params file; its folder is the repository root (inputs, outputs)")
+    parser = stage_parser(__doc__)
     return parser.parse_args(argv)
 
 
@@ -35,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         test = open_split(root / "data" / "prepared" / "test")
         features = compute_reference(test, InceptionFeatures(batch_size=params.evaluate.fid_batch_size))
         save_reference(root / REFERENCE_FILE, features, test)
-    except (ParamsError, StoreError, WeightsError) as exc:
+    except (ParamsError, StoreError, WeightsError, FidReferenceError) as exc:
         print(f"fid_reference: error: {exc}", file=sys.stderr)
         return 1
     print(f"fid_reference: Inception features of {len(test)} test images -> {REFERENCE_FILE} "

@@ -13,11 +13,11 @@ from fashion_edit.config import ParamsError, load_params
 from fashion_edit.data.preprocess import PreprocessError, default_workers, preprocess
 from fashion_edit.data.sources import DatasetError, build_source
 from fashion_edit.data.store import SPLITS
+from fashion_edit.stage_args import stage_parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser = stage_parser(__doc__)
     parser.add_argument("--raw", type=Path, default=Path("data/raw"), help="synthetic data (data.source=synthetic)")
     parser.add_argument("--out", type=Path, default=Path("data/prepared"))
     parser.add_argument("--report", type=Path, default=Path("reports/preprocess.json"))

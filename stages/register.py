@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from fashion_edit.config import ParamsError, load_params
 from fashion_edit.editor import EditorModelError
 from fashion_edit.editor_model import RegisterPaths, register_models
 from fashion_edit.registry import RegistryError
 from fashion_edit.segmenter import SegmenterError
+from fashion_edit.stage_args import stage_parser
 from fashion_edit.tracking import TrackingError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"),
-                        help="params file; its folder is the repository root (inputs, outputs, MLflow store)")
+    parser = stage_parser(__doc__)
     return parser.parse_args(argv)
 
 

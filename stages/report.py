@@ -15,6 +15,7 @@ from pathlib import Path
 from fashion_edit.ablation import variant_metric_files
 from fashion_edit.ablation_report import build_report, load_variant_metrics
 from fashion_edit.config import ParamsError, load_params
+from fashion_edit.stage_args import stage_parser
 from fashion_edit.tracking import TrackingError, start_stage_run
 
 OUT_MD = Path("reports/ablations.md")
@@ -23,8 +24,7 @@ OUT_JSON = Path("reports/metrics/ablations.json")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser = stage_parser(__doc__)
     return parser.parse_args(argv)
 
 

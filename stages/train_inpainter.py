@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
+from fashion_edit.stage_args import stage_parser
 from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
 from fashion_edit.training.stage import run_training_stage
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"),
-                        help="params file; its folder is the repository root (outputs, MLflow store)")
+    parser = stage_parser(__doc__)
     return parser.parse_args(argv)
 
 

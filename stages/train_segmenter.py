@@ -12,20 +12,18 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
 from fashion_edit.config import ParamsError, load_params
 from fashion_edit.data.store import StoreError
 from fashion_edit.segmenter import SegmenterError, SegmenterPaths, train_segmenter, use_provided_segmenter
+from fashion_edit.stage_args import stage_parser
 from fashion_edit.tracking import TrackingError
 from fashion_edit.training.checkpoints import CheckpointError
 from fashion_edit.training.loop import NonFiniteLossError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"),
-                        help="params file; its folder is the repository root (outputs, MLflow store)")
+    parser = stage_parser(__doc__)
     return parser.parse_args(argv)
 
 

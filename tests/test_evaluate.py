@@ -194,3 +194,10 @@ def test_missing_or_corrupt_fid_reference_names_the_file(prepared_data: Path, tm
     (tmp_path / "bad.npz").write_bytes(b"not a zip file")
     with pytest.raises(FidReferenceError, match=r"bad\.npz.*not a readable.*dvc repro fid_reference"):
         load_reference(tmp_path / "bad.npz", test)
+
+
+def test_fid_reference_of_fewer_than_two_images_is_refused(prepared_data: Path):
+    test = open_split(prepared_data / "test")
+    single = dataclasses.replace(test, images=test.images[:1], stems=test.stems[:1])
+    with pytest.raises(FidReferenceError, match=r"1 test images; FID needs at least 2"):
+        compute_reference(single, InceptionFeatures(net=torch.nn.Identity()))
