@@ -7,10 +7,10 @@ work starts.  Stages load the file once with :func:`load_params` and pass typed 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WrapValidator, model_validator
 
 PARAMS_FILE = "params.yaml"
 
@@ -140,10 +140,23 @@ class InpainterLoss(Section):
     gan: float = Field(0.001, ge=0)
 
 
+def _bool_or_auto(value: Any, handler: Any) -> Any:
+    """One clear error for ``bool | "auto"`` instead of one per union member."""
+    try:
+        return handler(value)
+    except ValidationError:
+        raise ValueError(f"expected true, false or auto; got {value!r}") from None
+
+
+# a speed setting decided per machine by fashion_edit/hardware.py when "auto"
+BoolOrAuto = Annotated[bool | Literal["auto"], WrapValidator(_bool_or_auto)]
+
+
 class VggParams(Section):
     weights: Literal["stlpips_vgg16", "torchvision_vgg19"] = "stlpips_vgg16"
     path: str = Field("", description="Path to torchvision-format VGG19 weights (only for torchvision_vgg19).")
-    bf16: bool = Field(False, description="Run the loss VGG under bfloat16 autocast (faster on AMX/AVX-512 BF16 CPUs).")
+    bf16: BoolOrAuto = Field("auto", description="Run the loss VGG under bfloat16 autocast (faster on AMX/AVX-512 "
+                             "BF16 CPUs, >10x slower where emulated); auto: only where native (fashion_edit/hardware.py).")
 
 
 # ------------------------------------------------------------------------ training
@@ -162,7 +175,8 @@ class TrainParams(Section):
     distributed: bool = False
     nproc_per_node: int = Field(0, ge=0, le=64, description="Processes the stage starts under torchrun when "
                                 "distributed; 0 = one per visible GPU (one on CPU).")
-    channels_last: bool = False
+    channels_last: BoolOrAuto = Field("auto", description="channels_last memory format; auto: decided per machine "
+                                      "by fashion_edit/hardware.py.")
 
 
 class EvaluateParams(Section):

@@ -69,11 +69,14 @@ def build_parser_criterion(p: Params | ParserLoss) -> ParserCriterion:
 
 def build_inpainter_criterion(p: Params) -> InpainterCriterion:
     """Inpainter losses with FE-GAN's weights; loads the VGG named by ``vgg`` when a VGG term is on."""
+    from fashion_edit.hardware import resolve_speed
     from fashion_edit.pretrained import load_vgg_features
 
     weights = p.inpainter_loss
     vgg = load_vgg_features(p.vgg) if weights.perceptual > 0 or weights.style > 0 else None
-    return InpainterCriterion(vgg=vgg, vgg_bf16=p.vgg.bf16, **weights.model_dump())
+    # vgg.bf16: auto -> on only where bf16 is native (no VGG: nothing to decide)
+    vgg_bf16 = resolve_speed(p.vgg.bf16 if vgg is not None else None, "auto").bf16
+    return InpainterCriterion(vgg=vgg, vgg_bf16=vgg_bf16, **weights.model_dump())
 
 
 # ------------------------------------------------------------------ input assembly

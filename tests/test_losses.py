@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from fashion_edit.config import Params
+from fashion_edit.hardware import resolve_speed
 from fashion_edit.networks import build_inpainter_criterion, build_parser_criterion
 from models.losses import (InpainterCriterion, ParserCriterion, feature_matching_loss, gan_d_loss, gan_g_loss,
                            gram_matrix, masked_l1, masked_total_variation, parsing_cross_entropy, perceptual_loss,
@@ -166,4 +167,5 @@ def test_criteria_built_from_params_use_fe_gan_defaults():
     criterion = build_inpainter_criterion(p)
     assert criterion.weights == {"hole": 5.0, "foreground": 1.0, "face": 50.0, "face_tv": 0.1, "perceptual": 0.05,
                                  "style": 200.0, "gan": 0.001}
-    assert criterion.vgg is not None and criterion.gan_mode == "hinge" and criterion.vgg_bf16 is False
+    assert criterion.vgg is not None and criterion.gan_mode == "hinge"
+    assert criterion.vgg_bf16 is resolve_speed("auto", "auto").bf16  # vgg.bf16: auto (tests/test_hardware.py)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from fashion_edit import hardware
 from fashion_edit.config import Params, TrainParams
 from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.store import open_split
@@ -189,9 +190,14 @@ def train(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: DistContext
 
 def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: DistContext, t: TrainParams,
                     run: NullRun, extra_hooks: Sequence[Hook]) -> TrainOutcome:
+    hw = hardware.probe()  # speed settings set to "auto" are decided here, logged and tagged
+    speed = hardware.resolve_speed(params.vgg.bf16 if "vgg" in spec.sections else None, t.channels_last, hw=hw)
+    if ctx.is_main:
+        log.info("%s: %s", spec.stage, hardware.describe(speed, hw))
+    run.set_tags(hardware.as_tags(speed, hw))
     seed_everything(t.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
     generator, discriminator = spec.build(params, ctx.device)
-    if t.channels_last:
+    if speed.channels_last:
         generator, discriminator = (m.to(memory_format=torch.channels_last) for m in (generator, discriminator))
     opt_g, opt_d = _adam(generator, t.lr_g, t), _adam(discriminator, t.lr_d, t)
     modules = {"generator": generator, "discriminator": discriminator}
@@ -236,12 +242,12 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
     hooks = [ProgressHook(spec.stage, t.log_every), TrackingHook(run, t.log_every),
              CheckpointHook(save, t.checkpoint_every, checkpoint_path), *extra_hooks]
     schedule = LoopSchedule(steps=t.steps, sample_every=t.sample_every, log_every=t.log_every)
-    run_gan_loop(task, batches, opt_g, opt_d, loop_state, schedule, ctx, hooks, t.channels_last)
+    run_gan_loop(task, batches, opt_g, opt_d, loop_state, schedule, ctx, hooks, speed.channels_last)
 
     if not ranks_in_sync(generator, ctx) or not ranks_in_sync(discriminator, ctx):
         raise RuntimeError(f"{spec.stage}: parameters differ between ranks after training (DDP out of sync)")
     if ctx.is_main:  # the checkpoint hook has saved the final step
-        _write_outputs(params, spec, paths, ctx, task, generator, loop_state, identity, run, t)
+        _write_outputs(params, spec, paths, ctx, task, generator, loop_state, identity, run, t, speed.channels_last)
     return TrainOutcome(steps=loop_state.step, resumed_from=start_step if state is not None else None,
                         history=history, run_id=run.run_id, generator=generator, discriminator=discriminator,
                         train_seconds=loop_state.train_seconds)
@@ -249,7 +255,7 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
 
 def _write_outputs(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: DistContext, task: GanTask,
                    generator: torch.nn.Module, loop_state: LoopState, identity: str, run: NullRun,
-                   t: TrainParams) -> None:
+                   t: TrainParams, channels_last: bool) -> None:
     history = loop_state.history
     weights = paths.artifacts / "generator.pt"
     atomic_torch_save({k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}, weights)
@@ -263,7 +269,7 @@ def _write_outputs(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: Di
     write_csv(history, paths.reports / "losses.csv")
     plot_png(history, paths.reports / "losses.png", title=f"{spec.stage} losses")
     (paths.reports / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    grid = _final_grid(task, _sample_batch(_sample_dataset(paths.prepared, params, t.seed), ctx, t.channels_last),
+    grid = _final_grid(task, _sample_batch(_sample_dataset(paths.prepared, params, t.seed), ctx, channels_last),
                        generator)
     save_png(grid, paths.reports / "samples.png")
 
