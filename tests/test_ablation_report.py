@@ -8,7 +8,7 @@ from fashion_edit.ablation_report import build_report, load_variant_metrics, mar
 
 
 def _metrics(fid: float, miou: float) -> dict:
-    return {"fid": fid, "parser_miou": miou, "seg_consistency_miou": miou - 0.1, "psnr_hole": 20.0,
+    return {"fid": fid, "kid": fid / 1000, "kid_std": 0.0, "parser_miou": miou, "seg_consistency_miou": miou - 0.1, "psnr_hole": 20.0,
             "ssim": 0.8, "st_lpips": 0.2, "g_params": 2_500_000, "d_params": 700_000, "train_seconds": 61.0,
             "steps": 16}
 
@@ -26,6 +26,10 @@ def test_table_has_one_row_per_variant_and_marks_best():
     assert len(lines) == 4 and lines[2].startswith("| full |") and lines[3].startswith("| no_gan |")
     assert "**30.0**" in lines[2] and "45.0" in lines[3] and "**45.0**" not in lines[3]
     assert "2.50 M" in lines[2]
+    assert lines[0].index("FID ↓") < lines[0].index("KID ↓") < lines[0].index("parser mIoU")
+    assert "**0.0300**" in lines[2] and "0.0450" in lines[3]
+    old = markdown_table({"old": [{"fid": 30.0}]})  # metrics written before KID existed
+    assert "| **30.0** | – |" in old
 
 
 def test_seeds_above_one_show_spread(tmp_path):

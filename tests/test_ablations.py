@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import yaml
@@ -50,9 +51,10 @@ def test_two_variants_run_end_to_end_and_only_the_edited_one_reruns(tmp_path, mo
 
     run_in(repo, "dvc", "repro", "report", timeout=900)
     table = (repo / "reports" / "ablations.md").read_text()
-    assert "| full |" in table and "| no_gan |" in table
+    assert "| full |" in table and "| no_gan |" in table and "KID ↓" in table
     metrics = json.loads((repo / "reports" / "ablations" / "no_gan" / "seed0.json").read_text())
     assert metrics["steps"] == 2 and metrics["fid"] > 0 and 0 <= metrics["seg_consistency_miou"] <= 1
+    assert math.isfinite(metrics["kid"]) and metrics["kid_std"] >= 0
     assert (repo / "reports" / "figures" / "ablations.png").stat().st_size > 1000
 
     data = yaml.safe_load((repo / "params.yaml").read_text())

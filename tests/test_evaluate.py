@@ -22,9 +22,9 @@ from fashion_edit.segmenter import (SegmenterError, SegmenterPaths, build_segmen
 from fashion_edit.training.checkpoints import atomic_torch_save
 from tests.conftest import tiny_params
 
-MODEL_KEYS = ("fid", "parser_miou_hole", "parser_miou", "parser_pixel_acc_hole", "parser_pixel_acc",
+MODEL_KEYS = ("fid", "kid", "kid_std", "parser_miou_hole", "parser_miou", "parser_pixel_acc_hole", "parser_pixel_acc",
               "seg_consistency_miou", "segmenter_ceiling_miou", "hole_l1", "psnr", "ssim", "st_lpips")
-IMAGE_KEYS = ("fid", "hole_l1", "psnr", "psnr_hole", "ssim", "st_lpips")
+IMAGE_KEYS = ("fid", "kid", "kid_std", "hole_l1", "psnr", "psnr_hole", "ssim", "st_lpips")
 
 
 def write_random_artifacts(artifacts: Path, seed: int = 0) -> None:
@@ -64,6 +64,10 @@ def test_metrics_file_has_every_key_in_range(evaluated):
                 "seg_consistency_miou", "segmenter_ceiling_miou", "ssim"):
         assert 0.0 <= written[key] <= 1.0, key
     assert written["fid"] >= 0 and 0 <= written["hole_l1"] <= 1 and written["st_lpips"] >= 0
+    # 4 real vs 4 edited images: KID's one subset is the whole split, so no spread
+    assert written["kid_std"] == 0.0
+    for name in BASELINES:
+        assert math.isfinite(written["baselines"][name]["kid"]) and written["baselines"][name]["kid_std"] == 0.0
     assert written["test_images"] == 4 and written["images_without_hole"] == 0
 
 
@@ -77,6 +81,7 @@ def test_baselines_are_scored_by_the_same_metrics(evaluated):
     assert all(s["psnr"] > s["psnr_hole"] for s in metrics["baselines"].values())
     report = paths.report.read_text()
     assert "baseline: telea" in report and "baseline: mean_fill" in report and "this model" in report
+    assert "KID (kid_bilinear299) ↓" in report and report.count(" ± ") >= 3  # KID ± std for every method
 
 
 def test_sample_grid_has_one_row_per_fixed_item_and_five_columns(evaluated, prepared_data: Path):
@@ -100,6 +105,8 @@ def test_evaluation_is_logged_to_mlflow(evaluated):
     logged = runs[0].data.metrics
     assert logged["fid"] == pytest.approx(metrics["fid"])
     assert logged["baselines.telea.fid"] == pytest.approx(metrics["baselines"]["telea"]["fid"])
+    assert logged["kid"] == pytest.approx(metrics["kid"])
+    assert logged["baselines.mean_fill.kid"] == pytest.approx(metrics["baselines"]["mean_fill"]["kid"])
     names = {a.path for a in client.list_artifacts(runs[0].info.run_id, "samples")}
     assert "samples/evaluate_grid.png" in names
 
@@ -110,6 +117,7 @@ def test_model_only_evaluation_leaves_out_baselines_and_ceiling(evaluated):
     alone = evaluate(tiny_params(), paths, networks, model_only=True).metrics
     assert "baselines" not in alone and "segmenter_ceiling_miou" not in alone  # the evaluate stage's
     assert alone["fid"] == pytest.approx(metrics["fid"]) and alone["parser_miou"] == metrics["parser_miou"]
+    assert alone["kid"] == pytest.approx(metrics["kid"])
 
 
 def test_grid_items_are_spread_over_the_split():
@@ -175,6 +183,7 @@ def test_stored_fid_reference_gives_the_in_process_scores(evaluated, prepared_da
     networks = EditorNetworks.from_artifacts(tiny_params(), paths.artifacts)
     stored = evaluate(tiny_params(), dataclasses.replace(paths, fid_reference=reference), networks).metrics
     assert stored["fid"] == pytest.approx(metrics["fid"], rel=1e-6)
+    assert stored["kid"] == pytest.approx(metrics["kid"], rel=1e-6, abs=1e-9)
     assert stored["baselines"]["telea"]["fid"] == pytest.approx(metrics["baselines"]["telea"]["fid"], rel=1e-6)
     assert stored["st_lpips"] == pytest.approx(metrics["st_lpips"], rel=1e-6)
 

