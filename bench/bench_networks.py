@@ -6,6 +6,10 @@ For each network, size (128x128 batch 8, 256x256 batch 4 by default) and memory 
 channels_last) it reports seconds per full step (one D step + one G step with every loss term,
 VGG terms included, as the training loop does), images/s, and the shares of the generator's
 forward+backward and (inpainter) of the VGG perceptual + style terms.  Inputs are random tensors shaped like a dataset batch (speed does not depend on content).
+
+Right after ours, for each size, it times the same step of FE-GAN's own network of that kind
+(``bench.fegan_reference``, NCHW, same losses) and reports its images/s and GFLOP/s and the
+ratio ours / reference in images per second (``--no-reference`` skips it).
 """
 from __future__ import annotations
 
@@ -19,8 +23,10 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from bench.fegan_reference import REFERENCE_STEPS
 from fashion_edit.config import Params, load_params
 from fashion_edit.data.labels import NUM_CLASSES
+from fashion_edit.hardware import bf16_is_native, probe, resolve_speed
 from fashion_edit.networks import (build_inpainter, build_inpainter_criterion, build_inpainter_discriminator,
                                    build_parser, build_parser_criterion, build_parser_discriminator,
                                    count_parameters, inpainter_discriminator_input, parser_discriminator_input,
@@ -150,27 +156,79 @@ def gflop(fn: Step) -> float:
 NETWORKS = {"parser": parser_step, "inpainter": inpainter_step}
 
 
-def run(p: Params, sizes: list[tuple[int, int, int]], repeats: int, networks: list[str]) -> list[dict]:
+def measure(build, p: Params, batch: dict[str, torch.Tensor], fmt: torch.memory_format, repeats: int,
+            warmup: int = 2) -> tuple[dict[str, float], float, int]:
+    """(seconds per call of each part, GFLOP of one step, G parameters) of one built step."""
+    torch.manual_seed(0)
+    parts, g_params = build(p, batch, fmt)
+    work = gflop(parts["step"])
+    return {part: seconds_per_call(fn, repeats, warmup) for part, fn in parts.items()}, work, g_params
+
+
+def speed_ratio(ours_images_per_s: float, reference_images_per_s: float) -> float:
+    """How many times more images per second we train than the reference (same size and batch)."""
+    return ours_images_per_s / reference_images_per_s
+
+
+def reference_fields(reference: dict, ours_images_per_s: float) -> dict:
+    """The reference's figures for one of our rows plus the ratio ours / reference."""
+    return {"ref_g_params": reference["g_params"], "ref_step_s": round(reference["step_s"], 3),
+            "ref_images_per_s": round(reference["images_per_s"], 3),
+            "ref_gflop_per_step": round(reference["gflop"], 1), "ref_gflop_per_s": round(reference["gflop_per_s"], 1),
+            "ratio_vs_reference": round(speed_ratio(ours_images_per_s, reference["images_per_s"]), 2)}
+
+
+def time_ours(name: str, p: Params, size: tuple[int, int, int], channels_last: bool,
+              repeats: int) -> tuple[dict, float]:
+    """(JSON row, unrounded images/s) of our network in one memory format."""
+    height, width, batch_size = size
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    batch = _to_format(random_batch(batch_size, height, width), channels_last)
+    seconds, work, g_params = measure(NETWORKS[name], p, batch, fmt, repeats)
+    row = {"network": name, "size": f"{height}x{width}", "batch": batch_size,
+           "channels_last": channels_last, "g_params": g_params,
+           "images_per_s": round(batch_size / seconds["step"], 2),
+           "gflop_per_step": round(work, 1), "gflop_per_s": round(work / seconds["step"], 1),
+           **{f"{part}_s": round(value, 3) for part, value in seconds.items()}}
+    shares = ", ".join(f"{part} {value:.3f} s" for part, value in seconds.items() if part != "step")
+    print(f"{name:9s} {height}x{width} b{batch_size} channels_last={channels_last!s:5s} "
+          f"step {seconds['step']:.3f} s ({batch_size / seconds['step']:.1f} img/s, "
+          f"{work:.0f} GFLOP, {work / seconds['step']:.0f} GFLOP/s); {shares}", flush=True)
+    return row, batch_size / seconds["step"]
+
+
+def time_reference(name: str, p: Params, size: tuple[int, int, int], repeats: int) -> dict:
+    """FE-GAN's network of the same kind, NCHW; one warm-up call (the FLOP count already ran a step)."""
+    height, width, batch_size = size
+    seconds, work, g_params = measure(REFERENCE_STEPS[name], p, random_batch(batch_size, height, width),
+                                      torch.contiguous_format, repeats, warmup=1)
+    step = seconds["step"]
+    print(f"{name:9s} {height}x{width} b{batch_size} FE-GAN reference      step {step:.3f} s "
+          f"({batch_size / step:.2f} img/s, {work:.0f} GFLOP, {work / step:.0f} GFLOP/s), "
+          f"G {g_params / 1e6:.1f} M params", flush=True)
+    return {"g_params": g_params, "step_s": step, "images_per_s": batch_size / step, "gflop": work,
+            "gflop_per_s": work / step}
+
+
+def print_ratios(rows: list[dict]) -> None:
+    for row in rows:
+        print(f"{'':9s} ours/reference channels_last={row['channels_last']!s:5s} {row['ratio_vs_reference']:.2f}x "
+              f"per image ({row['images_per_s']:.2f} vs {row['ref_images_per_s']:.2f} img/s; "
+              f"{row['gflop_per_s']:.0f} vs {row['ref_gflop_per_s']:.0f} GFLOP/s)", flush=True)
+
+
+def run(p: Params, sizes: list[tuple[int, int, int]], repeats: int, networks: list[str],
+        reference: bool = True) -> list[dict]:
     rows = []
     for name in networks:
-        build = NETWORKS[name]
-        for height, width, batch_size in sizes:
-            for channels_last in (False, True):
-                torch.manual_seed(0)
-                fmt = torch.channels_last if channels_last else torch.contiguous_format
-                batch = _to_format(random_batch(batch_size, height, width), channels_last)
-                parts, g_params = build(p, batch, fmt)
-                work = gflop(parts["step"])
-                seconds = {part: seconds_per_call(fn, repeats) for part, fn in parts.items()}
-                rows.append({"network": name, "size": f"{height}x{width}", "batch": batch_size,
-                             "channels_last": channels_last, "g_params": g_params,
-                             "images_per_s": round(batch_size / seconds["step"], 2),
-                             "gflop_per_step": round(work, 1), "gflop_per_s": round(work / seconds["step"], 1),
-                             **{f"{part}_s": round(value, 3) for part, value in seconds.items()}})
-                shares = ", ".join(f"{part} {value:.3f} s" for part, value in seconds.items() if part != "step")
-                print(f"{name:9s} {height}x{width} b{batch_size} channels_last={channels_last!s:5s} "
-                      f"step {seconds['step']:.3f} s ({batch_size / seconds['step']:.1f} img/s, "
-                      f"{work:.0f} GFLOP, {work / seconds['step']:.0f} GFLOP/s); {shares}", flush=True)
+        for size in sizes:
+            timed = [time_ours(name, p, size, channels_last, repeats) for channels_last in (False, True)]
+            ours = [row for row, _ in timed]
+            if reference:
+                figures = time_reference(name, p, size, repeats)
+                ours = [{**row, **reference_fields(figures, images_per_s)} for row, images_per_s in timed]
+                print_ratios(ours)
+            rows += ours
     return rows
 
 
@@ -182,13 +240,19 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     parser.add_argument("--vgg-bf16", action="store_true", help="override vgg.bf16 to true (loss VGG in bfloat16)")
     parser.add_argument("--networks", default="parser,inpainter", help="which networks (default: %(default)s)")
+    parser.add_argument("--no-reference", action="store_true", help="skip timing FE-GAN's reference networks")
     args = parser.parse_args()
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     p = load_params(args.params)
     if args.vgg_bf16:
         p = p.model_copy(update={"vgg": p.vgg.model_copy(update={"bf16": True})})
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, vgg.bf16={p.vgg.bf16}")
-    rows = run(p, sizes, args.repeats, args.networks.split(","))  # type: ignore[arg-type]
+    hw = probe()  # speed claims are ratios measured in one run: say which machine (DESIGN.md §9.1)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu capability {hw.cpu_capability}, "
+          f"native bf16 {'yes' if bf16_is_native(hw) else 'no'}, "
+          f"vgg.bf16={p.vgg.bf16} -> {resolve_speed(p.vgg.bf16, 'auto', hw=hw).bf16}")
+    print(f"cpu capability {hw.cpu_capability}, mkldnn bf16 native {'yes' if hw.native_bf16 else 'no'}; "
+          f"FE-GAN reference {'skipped' if args.no_reference else 'timed (NCHW) after ours'}")
+    rows = run(p, sizes, args.repeats, args.networks.split(","), not args.no_reference)  # type: ignore[arg-type]
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
 

@@ -2,7 +2,9 @@
 
 A variant (``params.yaml`` ``ablations.<name>``) overrides the inpainter's sections; its training
 length is ``ablation.steps`` and it is trained ``ablation.seeds`` times (seed k adds k to
-``train_inpainter.seed``). Each seed is evaluated by the same code as the ``evaluate`` stage, on
+``train_inpainter.seed``). A variant without overrides at the pipeline's training length (``full``,
+seed 0) is the pipeline's inpainter: its weights (artifacts/inpainter) are evaluated, not trained
+again. Which variants run is ``ablation.variants``. Each seed is evaluated by the same code as the ``evaluate`` stage, on
 the same fixed masks, with the pipeline's trained parser and segmenter (the two-stage path), so
 the variants differ only in the inpainter. The baselines and the segmenter's ceiling are left out
 (``model_only``): the ``evaluate`` stage reports them and they do not depend on the variant; the
@@ -26,12 +28,13 @@ import torch
 from fashion_edit.config import Params, ParserNet
 from fashion_edit.editor import TRAINED_WEIGHTS, EditorNetworks, load_weights
 from fashion_edit.evaluation import EvaluatePaths, evaluate
-from fashion_edit.networks import build_parser, count_parameters
+from fashion_edit.networks import build_inpainter, build_inpainter_discriminator, build_parser, count_parameters
 from fashion_edit.segmenter import load_segmenter
 from fashion_edit.tracking import log_to_run
 from fashion_edit.training.distributed import setup_distributed, teardown_distributed
 from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
-from fashion_edit.training.runner import TrainPaths, train
+from fashion_edit.training.curves import LossHistory
+from fashion_edit.training.runner import TrainOutcome, TrainPaths, train
 
 STAGE_TEMPLATE = "ablations@{variant}"  # the dvc.yaml foreach stage of one variant
 
@@ -74,16 +77,39 @@ class SharedNetworks:
         return cls(parser, params.parser, segmenter, architecture)
 
 
+def reuses_main_inpainter(params: Params, variant: str, seed_index: int) -> bool:
+    """A variant without overrides, trained as long as the pipeline's inpainter with its seed, *is* that
+    inpainter: its weights are evaluated instead of trained a second time."""
+    return (not params.ablations[variant] and seed_index == 0
+            and params.ablation.steps == params.train_inpainter.steps)
+
+
+def main_inpainter_outcome(params: Params, repo_root: Path) -> TrainOutcome:
+    """The pipeline's trained inpainter (artifacts/inpainter) in the shape :func:`train` returns."""
+    artifacts = repo_root / "artifacts" / "inpainter"
+    generator = load_weights(build_inpainter(params), artifacts / "generator.pt", "dvc repro train_inpainter")
+    info = json.loads((artifacts / "info.json").read_text())
+    losses = info.get("final_losses", {})
+    return TrainOutcome(steps=int(info["steps"]), resumed_from=None, history=LossHistory(),
+                        run_id=None,  # its training run belongs to train_inpainter; `evaluate` logs its scores
+                        generator=generator.eval(),
+                        discriminator=build_inpainter_discriminator(params),
+                        train_seconds=float(losses.get("train_seconds", 0.0)))
+
+
 def train_and_evaluate(params: Params, variant: str, seed_index: int, repo_root: Path,
                        shared: SharedNetworks) -> dict[str, Any]:
     """Train one seed of one variant (resuming if interrupted), evaluate it, return its metrics."""
     p = variant_params(params, variant, seed_index)
-    spec = dataclasses.replace(INPAINTER_SPEC, stage_name=STAGE_TEMPLATE.format(variant=variant))
-    ctx = setup_distributed(False, "ablation")
-    try:
-        outcome = train(p, spec, variant_paths(repo_root, variant, seed_index), ctx)
-    finally:
-        teardown_distributed()
+    if reuses_main_inpainter(params, variant, seed_index):
+        outcome = main_inpainter_outcome(p, repo_root)
+    else:
+        spec = dataclasses.replace(INPAINTER_SPEC, stage_name=STAGE_TEMPLATE.format(variant=variant))
+        ctx = setup_distributed(False, "ablation")
+        try:
+            outcome = train(p, spec, variant_paths(repo_root, variant, seed_index), ctx)
+        finally:
+            teardown_distributed()
     networks = EditorNetworks(shared.segmenter, shared.parser, outcome.generator, shared.segmenter_architecture,
                               shared.parser_net, p.inpainter)
     result = evaluate(p, EvaluatePaths.default(repo_root), networks, model_only=True)
@@ -114,4 +140,4 @@ def run_variant(params: Params, variant: str, repo_root: Path) -> list[dict[str,
 def variant_metric_files(params: Params, repo_root: Path) -> dict[str, list[Path]]:
     """The per-seed metrics files the ``report`` stage gathers, by variant (params order)."""
     return {name: [metrics_file(repo_root, name, k) for k in range(params.ablation.seeds)]
-            for name in params.ablations}
+            for name in params.ablation.variants}

@@ -105,6 +105,8 @@ class ParserNet(Section):
     d_channels: int = Field(32, ge=4, le=1024)
     d_scales: int = Field(2, ge=1, le=4)
     d_layers: int = Field(3, ge=1, le=6)
+    prefill: bool = Field(True, description="Predict a residual on the known parsing's push-pull fill "
+                          "(models/prefill.py); false: predict the parsing from scratch (FE-GAN).")
 
 
 class InpainterNet(Section):
@@ -117,6 +119,10 @@ class InpainterNet(Section):
     spectral_norm: bool = True
     attention: bool = True
     use_sketch_colour: bool = True
+    encode_background: bool = Field(True, description="Image encoder sees every known pixel (1 - M); false: only "
+                                    "the known foreground M' (FE-GAN, for photos on plain backgrounds).")
+    prefill: bool = Field(True, description="Start from the parsing-aware push-pull fill of the hole and learn a "
+                          "residual (models/prefill.py); false: paint the hole from scratch (FE-GAN).")
     d_channels: int = Field(32, ge=4, le=1024)
 
 
@@ -157,6 +163,8 @@ class VggParams(Section):
     path: str = Field("", description="Path to torchvision-format VGG19 weights (only for torchvision_vgg19).")
     bf16: BoolOrAuto = Field("auto", description="Run the loss VGG under bfloat16 autocast (faster on AMX/AVX-512 "
                              "BF16 CPUs, >10x slower where emulated); auto: only where native (fashion_edit/hardware.py).")
+    blocks: int = Field(5, ge=1, le=5, description="Perceptual and style terms use the taps of the first this many "
+                        "VGG blocks; the trunk runs only that deep (3: about half the cost of 5).")
 
 
 # ------------------------------------------------------------------------ training
@@ -177,6 +185,9 @@ class TrainParams(Section):
                                 "distributed; 0 = one per visible GPU (one on CPU).")
     channels_last: BoolOrAuto = Field("auto", description="channels_last memory format; auto: decided per machine "
                                       "by fashion_edit/hardware.py.")
+    warmup_steps: int = Field(0, ge=0, description="Learning rates rise linearly from 0 over these first steps.")
+    ema_decay: float = Field(0.0, ge=0, lt=1, description="Decay of the generator's weight average used for "
+                             "evaluation and export (0 = export the last step's weights).")
 
 
 class EvaluateParams(Section):
@@ -207,6 +218,8 @@ class MlflowParams(Section):
 class AblationParams(Section):
     steps: int = Field(150, ge=1, description="Inpainter training steps per ablation variant.")
     seeds: int = Field(1, ge=1, le=10)
+    variants: list[str] = Field(default_factory=lambda: ["full"], min_length=1,
+                                description="Which `ablations` entries the pipeline runs (one DVC stage each).")
 
 
 class Params(Section):
@@ -227,6 +240,16 @@ class Params(Section):
     ablation: AblationParams = AblationParams()
     # variant name -> overrides applied to the inpainter section (validated on use)
     ablations: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_variants(self) -> "Params":
+        unknown = [name for name in self.ablation.variants if name not in self.ablations]
+        if unknown:
+            raise ValueError(f"ablation.variants names {unknown}, which are not keys of `ablations` "
+                             f"(defined: {sorted(self.ablations)})")
+        if len(set(self.ablation.variants)) != len(self.ablation.variants):
+            raise ValueError("ablation.variants lists a variant twice")
+        return self
 
     def variant(self, name: str) -> "Params":
         """These params with the named ablation's overrides applied (validated)."""

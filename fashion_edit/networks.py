@@ -35,7 +35,8 @@ def _section(p: Any, name: str, kind: type) -> Any:
 # ------------------------------------------------------------------------- builders
 def build_parser(p: Params | ParserNet) -> FreeFormParser:
     net = _section(p, "parser", ParserNet)
-    return FreeFormParser(PARSER_IN_CHANNELS, NUM_CLASSES, net.base_channels, net.n_downsample, net.n_res_blocks)
+    return FreeFormParser(PARSER_IN_CHANNELS, NUM_CLASSES, net.base_channels, net.n_downsample, net.n_res_blocks,
+                          net.prefill)
 
 
 def build_parser_discriminator(p: Params | ParserNet) -> MultiScaleDiscriminator:
@@ -48,7 +49,7 @@ def build_inpainter(p: Params | InpainterNet) -> ParsingAwareInpainter:
     net = _section(p, "inpainter", InpainterNet)
     return ParsingAwareInpainter(NUM_CLASSES, net.base_channels, net.n_res_blocks, net.dilation, net.norm,
                                  net.encoder, net.use_parsing, net.spectral_norm, net.attention,
-                                 net.use_sketch_colour)
+                                 net.use_sketch_colour, net.encode_background, net.prefill)
 
 
 def inpainter_discriminator_channels(p: Params | InpainterNet) -> int:
@@ -76,7 +77,7 @@ def build_inpainter_criterion(p: Params) -> InpainterCriterion:
     vgg = load_vgg_features(p.vgg) if weights.perceptual > 0 or weights.style > 0 else None
     # vgg.bf16: auto -> on only where bf16 is native (no VGG: nothing to decide)
     vgg_bf16 = resolve_speed(p.vgg.bf16 if vgg is not None else None, "auto").bf16
-    return InpainterCriterion(vgg=vgg, vgg_bf16=vgg_bf16, **weights.model_dump())
+    return InpainterCriterion(vgg=vgg, vgg_bf16=vgg_bf16, vgg_blocks=p.vgg.blocks, **weights.model_dump())
 
 
 # ------------------------------------------------------------------ input assembly

@@ -199,7 +199,7 @@ def ablations(
     timeout_hours: float = 12.0,
     report_dir: str = REPORT_DIR,
 ) -> dict[str, Any]:
-    """Run the variants (all of ``params.yaml`` ``ablations`` by default) in parallel; write the report.
+    """Run the variants (``params.yaml`` ``ablation.variants`` by default) in parallel; write the report.
 
     deployment: ``"fashion-edit-ablation-variant/ablation-variant"`` to run each variant as a
     deployment flow run on the work pool's workers; None runs them here as subflows.
@@ -207,7 +207,7 @@ def ablations(
     logger = get_run_logger()
     root = dvc_runner.require_dvc_repo(Path(repo))
     params = load_params(root / "params.yaml")
-    names = list(variants or params.ablations)
+    names = list(variants or params.ablation.variants)
     if not names:
         raise ParamsError(f"{root / 'params.yaml'}: the `ablations` mapping is empty; nothing to run")
     for name in names:

@@ -1,13 +1,17 @@
 """Parsing-aware inpainter (FE-GAN's second stage) and its encoder / decoder variants.
 
 Architecture (DESIGN.md section 4), widths for base b:
-- image encoder over the incomplete image masked by the composite mask M' (known foreground):
+- image encoder over the incomplete image masked by the known region 1 - M (FE-GAN: by the composite
+  mask M', the known foreground; ``encode_background=False``):
   7x7 -> b, 4x4 s2 -> 2b, 4x4 s2 -> 4b, as partial (mask updated layer by layer), gated or plain convs;
 - a parallel guidance encoder (plain convs 3x3 -> b, 4x4 s2 -> 2b, 4x4 s2 -> 4b) over
   [parsing one-hot (if use_parsing), hole mask M, conditioning E (if use_sketch_colour, else noise)];
 - concatenation, 1x1 fusion to 4b, dilated residual blocks;
 - a decoder with a conditional block (ANL | SPADE | InstanceNorm) at 1/4, 1/2 and full scale,
-  optional SAGAN self-attention at 1/4, transposed-conv upsampling, then 7x7 conv + tanh.
+  optional SAGAN self-attention at 1/4, transposed-conv upsampling, then 7x7 conv + tanh;
+- with ``prefill`` (default) the hole is first filled by :func:`models.prefill.parsing_aware_fill`, the
+  encoder sees that filled image, and G = coarse fill + gain * 7x7 conv (gain starting at 0) instead of
+  the tanh output: training refines a parsing-aware fill rather than painting from nothing.
 """
 from __future__ import annotations
 
@@ -15,11 +19,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.prefill import parsing_aware_fill
 from models.layers import (DECODER_BLOCKS, DilatedResBlock, GatedConv2d, PartialConv2d, SelfAttention,
                            check_divisible, conv2d, up_conv)
 
 CONDITION_CHANNELS = 5  # [noise, colour (3), sketch]
 NOISE_ONLY = slice(0, 1)
+COLOUR = slice(1, 4)
 DOWNSAMPLE_FACTOR = 4
 
 
@@ -101,13 +107,15 @@ class ParsingAwareInpainter(nn.Module):
 
     def __init__(self, num_classes: int = 20, base_channels: int = 32, n_res_blocks: int = 8, dilation: int = 2,
                  norm: str = "anl", encoder: str = "partial", use_parsing: bool = True, spectral_norm: bool = True,
-                 attention: bool = True, use_sketch_colour: bool = True) -> None:
+                 attention: bool = True, use_sketch_colour: bool = True, encode_background: bool = False,
+                 prefill: bool = False) -> None:
         super().__init__()
         if norm not in DECODER_BLOCKS:
             raise ValueError(f"inpainter norm {norm!r} unknown; choose one of {sorted(DECODER_BLOCKS)}")
         if encoder not in IMAGE_ENCODERS:
             raise ValueError(f"inpainter encoder {encoder!r} unknown; choose one of {sorted(IMAGE_ENCODERS)}")
         self.num_classes, self.use_parsing, self.use_sketch_colour = num_classes, use_parsing, use_sketch_colour
+        self.encode_background, self.prefill = encode_background, prefill
         b, sn = base_channels, spectral_norm
         cond = CONDITION_CHANNELS if use_sketch_colour else 1
         guidance_in = (num_classes if use_parsing else 0) + 1 + cond
@@ -125,10 +133,13 @@ class ParsingAwareInpainter(nn.Module):
         self.up1 = up_conv(2 * b, b, sn)
         self.decode1 = block(b, cond, spectral_norm=sn)
         self.to_rgb = conv2d(b, 3, 7, spectral_norm=sn)
+        # with prefill, G = coarse fill + gain * residual; gain starts at 0 (G starts as the coarse fill)
+        self.residual_gain = nn.Parameter(torch.zeros(1)) if prefill else None
 
     def forward(self, incomplete_image: torch.Tensor, known_mask: torch.Tensor, hole_mask: torch.Tensor,
                 parsing_onehot: torch.Tensor | None, condition: torch.Tensor) -> torch.Tensor:
-        """incomplete_image (B,3,H,W) in [-1,1]; known_mask M' and hole_mask M (B,1,H,W);
+        """incomplete_image (B,3,H,W) in [-1,1]; known_mask M' and hole_mask M (B,1,H,W) (the image encoder
+        sees 1 - M, or only M' when encode_background is off);
         parsing_onehot (B,C,H,W) (ignored, may be None, when use_parsing is off);
         condition (B,5,H,W) = [noise, colour(3), sketch]. Returns G (B,3,H,W) in [-1,1]."""
         check_divisible(*incomplete_image.shape[-2:], DOWNSAMPLE_FACTOR, "ParsingAwareInpainter")
@@ -142,13 +153,30 @@ class ParsingAwareInpainter(nn.Module):
                 raise ValueError(f"parsing_onehot must be (B,{self.num_classes},H,W) when use_parsing is on")
             guidance.insert(0, parsing_onehot)
 
-        features = torch.cat([self.image_encoder(incomplete_image, known_mask),
+        # FE-GAN encodes only the known foreground M' (its photos have plain backgrounds); with a varied
+        # background the hole's surroundings are the only clue to what lies behind the figure
+        encoded = (1 - hole_mask) if self.encode_background else known_mask
+        coarse = None
+        if self.prefill:
+            coarse = self._coarse_fill(incomplete_image, hole_mask, parsing_onehot, e)
+            incomplete_image, encoded = coarse, encoded.clamp_min(hole_mask)  # the hole now holds the coarse fill
+        features = torch.cat([self.image_encoder(incomplete_image, encoded),
                               self.guidance_encoder(torch.cat(guidance, dim=1))], dim=1)
         x = self.middle(self.fuse(features))
         x = self.attention(self.decode4(x, e))
         x = self.decode2(self.up2(x), e)
         x = self.decode1(self.up1(x), e)
-        return torch.tanh(self.to_rgb(F.leaky_relu(x, 0.2)))
+        out = self.to_rgb(F.leaky_relu(x, 0.2))
+        if coarse is None:
+            return torch.tanh(out)
+        return coarse + self.residual_gain * out
+
+    def _coarse_fill(self, image: torch.Tensor, hole: torch.Tensor, parsing_onehot: torch.Tensor | None,
+                     e: torch.Tensor) -> torch.Tensor:
+        """Parsing-aware push-pull fill (class-agnostic without parsing; no strokes without colour input)."""
+        parsing = parsing_onehot if self.use_parsing else torch.ones_like(hole)
+        colour = e[:, COLOUR] if self.use_sketch_colour else torch.zeros_like(image)
+        return parsing_aware_fill(image, hole, parsing, colour)
 
 
 def compose(generated: torch.Tensor, image: torch.Tensor, hole_mask: torch.Tensor) -> torch.Tensor:

@@ -100,6 +100,11 @@ def style_loss(fake: dict[str, torch.Tensor], real: dict[str, torch.Tensor], lay
     return sum(F.l1_loss(gram_matrix(fake[n]), gram_matrix(real[n].detach())) for n in layers)  # type: ignore[return-value]
 
 
+def _block(layer: str) -> int:
+    """VGG block of a tap name: 'relu3_3' -> 3."""
+    return int(layer.removeprefix("relu").split("_")[0])
+
+
 # ------------------------------------------------------------------------- criteria
 class ParserCriterion(nn.Module):
     """Parser objective (FE-GAN): gan * GAN + feat_match * feature matching + ce * cross-entropy.
@@ -142,12 +147,15 @@ class InpainterCriterion(nn.Module):
     def __init__(self, vgg: nn.Module | None = None, gan_mode: str = "hinge", hole: float = 5.0,
                  foreground: float = 1.0, face: float = 50.0, face_tv: float = 0.1, perceptual: float = 0.05,
                  style: float = 200.0, gan: float = 0.001, face_label: int = FACE_LABEL,
-                 vgg_bf16: bool = False) -> None:
+                 vgg_bf16: bool = False, vgg_blocks: int = 5) -> None:
         super().__init__()
         _check_mode(gan_mode)
         if vgg is None and (perceptual > 0 or style > 0):
             raise ValueError("InpainterCriterion: perceptual/style weights > 0 need a VGG feature extractor")
         self.vgg, self.gan_mode, self.face_label, self.vgg_bf16 = vgg, gan_mode, face_label, vgg_bf16
+        if vgg is not None:  # the taps of the first vgg_blocks blocks: the trunk stops at the deepest one used
+            self.perceptual_weights = {n: w for n, w in vgg.perceptual_weights.items() if _block(n) <= vgg_blocks}
+            self.style_layers = tuple(n for n in vgg.style_layers if _block(n) <= vgg_blocks)
         self.weights = {"hole": hole, "foreground": foreground, "face": face, "face_tv": face_tv,
                         "perceptual": perceptual, "style": style, "gan": gan}
 
@@ -155,15 +163,19 @@ class InpainterCriterion(nn.Module):
         w = self.weights
         if self.vgg is None or (w["perceptual"] == 0 and w["style"] == 0):
             return {}
-        layers = tuple(dict.fromkeys((*self.vgg.perceptual_layers, *self.vgg.style_layers)))
+        perceptual = self.perceptual_weights if w["perceptual"] > 0 else {}
+        style = self.style_layers if w["style"] > 0 else ()
+        layers = tuple(dict.fromkeys((*perceptual, *style)))
+        if not layers:
+            return {}
         fake = self._features(composited, layers)
         with torch.no_grad():
             real = self._features(image, layers)
         terms = {}
-        if w["perceptual"] > 0:
-            terms["perceptual"] = w["perceptual"] * perceptual_loss(fake, real, self.vgg.perceptual_weights)
-        if w["style"] > 0:
-            terms["style"] = w["style"] * style_loss(fake, real, self.vgg.style_layers)
+        if perceptual:
+            terms["perceptual"] = w["perceptual"] * perceptual_loss(fake, real, perceptual)
+        if style:
+            terms["style"] = w["style"] * style_loss(fake, real, style)
         return terms
 
     def _features(self, image: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:

@@ -2,7 +2,9 @@
 
 pix2pixHD-style global generator: 3x3 stem conv -> ``n_downsample`` stride-2 convs (channels
 doubling) -> residual blocks -> as many transposed-conv upsamplings -> 3x3 conv to class logits.
-Instance normalisation and ReLU throughout (pix2pixHD's choices).
+Instance normalisation and ReLU throughout (pix2pixHD's choices). With ``prefill`` (default) the
+network predicts a residual on the log of the known parsing's push-pull fill (models/prefill.py), so an
+untrained parser already continues the garments around the hole and training refines the boundaries.
 """
 from __future__ import annotations
 
@@ -10,8 +12,11 @@ import torch
 from torch import nn
 
 from models.layers import check_divisible, conv2d, up_conv
+from models.prefill import push_pull
 
 PARSER_IN_CHANNELS = 26  # one-hot incomplete parsing (20) + mask + sketch + noise + colour (3)
+# with prefill, the prior's probabilities are floored here before the log (a class absent nearby stays reachable)
+PRIOR_FLOOR = 1e-3
 # pix2pixHD uses 7x7 at full resolution; those two convs were 40 % of the parser's FLOPs (and run at
 # poor CPU efficiency with 26 / 20 channels), while the downsampling path already gives a wide view
 STEM_KERNEL = 3
@@ -37,9 +42,12 @@ class FreeFormParser(nn.Module):
     """Maps the 26-channel parser input to per-pixel logits over ``num_classes`` parsing labels."""
 
     def __init__(self, in_channels: int = PARSER_IN_CHANNELS, num_classes: int = 20, base_channels: int = 32,
-                 n_downsample: int = 3, n_res_blocks: int = 4) -> None:
+                 n_downsample: int = 3, n_res_blocks: int = 4, prefill: bool = False) -> None:
         super().__init__()
         self.in_channels, self.downsample_factor = in_channels, 2 ** n_downsample
+        self.num_classes = num_classes
+        # with prefill, logits = log(push-pull fill of the known parsing) + gain * network; gain starts at 0
+        self.residual_gain = nn.Parameter(torch.zeros(1)) if prefill else None
         widths = [base_channels * 2 ** i for i in range(n_downsample + 1)]
         layers: list[nn.Module] = [conv2d(in_channels, widths[0], STEM_KERNEL), *_norm_relu(widths[0])]
         for w_in, w_out in zip(widths[:-1], widths[1:]):
@@ -55,4 +63,13 @@ class FreeFormParser(nn.Module):
         if x.shape[1] != self.in_channels:
             raise ValueError(f"FreeFormParser expects {self.in_channels} input channels, got {x.shape[1]}")
         check_divisible(*x.shape[-2:], self.downsample_factor, "FreeFormParser")
-        return self.net(x)
+        out = self.net(x)
+        if self.residual_gain is None:
+            return out
+        return self.prior_logits(x) + self.residual_gain * out
+
+    def prior_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Log of the known parsing's push-pull fill: inside the hole, the mix of classes around it."""
+        known_onehot, hole = x[:, :self.num_classes], x[:, self.num_classes:self.num_classes + 1]
+        filled, _ = push_pull(known_onehot * (1 - hole), 1 - hole)
+        return filled.clamp_min(PRIOR_FLOOR).log()

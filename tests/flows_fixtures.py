@@ -105,7 +105,7 @@ FAKE_ABLATION = textwrap.dedent('''
         barrier = Path(os.environ["FAKE_ABLATION_BARRIER"])
         (barrier / variant).touch()
         deadline = time.time() + 90
-        while not (together := set(params.ablations) <= {p.name for p in barrier.iterdir()}):
+        while not (together := set(params.ablation.variants) <= {p.name for p in barrier.iterdir()}):
             if time.time() > deadline:
                 break
             time.sleep(0.2)
@@ -127,13 +127,13 @@ FAKE_DVC_YAML = textwrap.dedent('''
           - reports/metrics/evaluate.json:
               cache: false
       ablations:
-        foreach: ${{ablations}}
+        foreach: ${{ablation.variants}}
         do:
-          cmd: {python} ablate.py ${{key}}
+          cmd: {python} ablate.py ${{item}}
           deps: [ablate.py]
           params: [train_inpainter.steps]
           metrics:
-            - reports/ablations/${{key}}/seed0.json:
+            - reports/ablations/${{item}}/seed0.json:
                 cache: false
 ''')
 
@@ -152,6 +152,7 @@ def make_fake_project(root: Path) -> Path:
     (root / "params.yaml").write_text(json.dumps({
         "data": {"source": "synthetic"}, "train_parser": {"steps": 500}, "train_inpainter": {"steps": 100},
         "registry": {"fid_tolerance": 0.0, "miou_tolerance": 0.0},
+        "ablation": {"variants": ["full", "short"]},
         "ablations": {"full": {}, "short": {"train_inpainter": {"steps": 50}}}}, indent=1))
     (root / ".gitignore").write_text("/model\n")
     _git(root, "add", "-A")

@@ -33,7 +33,7 @@ def test_bad_override_fails_naming_the_variant():
 
 def test_report_reads_one_file_per_seed_and_variant(tmp_path):
     files = variant_metric_files(tiny_params({"ablation": {"seeds": 2}}), tmp_path)
-    assert list(files) == list(tiny_params().ablations)
+    assert list(files) == tiny_params().ablation.variants
     assert [f.name for f in files["full"]] == ["seed0.json", "seed1.json"]
 
 
@@ -43,7 +43,7 @@ def test_two_variants_run_end_to_end_and_only_the_edited_one_reruns(tmp_path, mo
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     params = tiny_params({"ablations": {"full": {}, "no_gan": {"inpainter_loss": {"gan": 0.0}}},
-                          "ablation": {"steps": 2, "seeds": 1}})
+                          "ablation": {"steps": 2, "seeds": 1, "variants": ["full", "no_gan"]}})
     params = params.model_copy(update={"ablations": {"full": {}, "no_gan": {"inpainter_loss": {"gan": 0.0}}}})
     repo = copy_repo(tmp_path / "repo", params)
     stages = run_in(repo, "dvc", "stage", "list", "--name-only").stdout.split()

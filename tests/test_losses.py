@@ -118,12 +118,12 @@ def test_parser_criterion_returns_weighted_terms():
 class ConstantFeatures(nn.Module):
     """A stand-in VGG with one 'layer' equal to the input, so VGG terms are computable by hand."""
 
-    perceptual_layers = ("x",)
-    perceptual_weights = {"x": 1.0}
-    style_layers = ("x",)
+    perceptual_layers = ("relu1_1",)
+    perceptual_weights = {"relu1_1": 1.0}
+    style_layers = ("relu1_1",)
 
     def forward(self, image, layers):
-        return {"x": image}
+        return {"relu1_1": image}
 
 
 def test_inpainter_criterion_returns_weighted_terms():

@@ -78,6 +78,17 @@ class LoopSchedule:
     steps: int
     sample_every: int
     log_every: int
+    warmup_steps: int = 0
+
+    def lr_factor(self, step: int) -> float:
+        """Linear warm-up: step k (1-based) trains at k / warmup_steps of the base rates, then at 1.
+        A function of the step alone, so a resumed run continues the same schedule."""
+        return min(1.0, step / self.warmup_steps) if self.warmup_steps else 1.0
+
+
+def set_lr_factor(optimizer: torch.optim.Optimizer, factor: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = group.setdefault("initial_lr", group["lr"]) * factor
 
 
 # ----------------------------------------------------------------------------- data
@@ -174,6 +185,8 @@ def run_gan_loop(task: GanTask, batches: Iterator[dict[str, torch.Tensor]], opt_
         batch = to_device(next(batches), ctx.device, channels_last)
         images_per_step = next(iter(batch.values())).shape[0] * ctx.world_size
 
+        for optimizer in (opt_g, opt_d):
+            set_lr_factor(optimizer, schedule.lr_factor(step))
         generated = task.generate(batch)
         d_terms = task.discriminator_terms(batch, generated)
         if d_terms:  # no terms: the objective has no adversarial part (e.g. the no-GAN ablation)

@@ -37,7 +37,8 @@ from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint
                                                save_checkpoint)
 from fashion_edit.training.curves import LossHistory, plot_png, write_csv
 from fashion_edit.training.distributed import DistContext, ranks_in_sync
-from fashion_edit.training.hooks import CheckpointHook, ProgressHook, TrackingHook
+from fashion_edit.training.ema import GeneratorEma
+from fashion_edit.training.hooks import CheckpointHook, EmaHook, ProgressHook, TrackingHook
 from fashion_edit.training.loop import GanTask, Hook, LoopSchedule, LoopState, batch_stream, run_gan_loop, to_device
 from fashion_edit.visualize import save_png
 
@@ -200,7 +201,10 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
     if speed.channels_last:
         generator, discriminator = (m.to(memory_format=torch.channels_last) for m in (generator, discriminator))
     opt_g, opt_d = _adam(generator, t.lr_g, t), _adam(discriminator, t.lr_d, t)
-    modules = {"generator": generator, "discriminator": discriminator}
+    modules: dict[str, torch.nn.Module] = {"generator": generator, "discriminator": discriminator}
+    ema = GeneratorEma(generator, t.ema_decay) if t.ema_decay > 0 else None
+    if ema is not None:
+        modules["generator_ema"] = ema
     optimizers = {"generator": opt_g, "discriminator": opt_d}
 
     identity = checkpoint_identity(params, spec, _read_manifest_bytes(paths.prepared), ctx.world_size)
@@ -240,16 +244,19 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
                            last_checkpoint_step=start_step if state is not None else None,
                            train_seconds=train_seconds)
     hooks = [ProgressHook(spec.stage, t.log_every), TrackingHook(run, t.log_every),
+             *([EmaHook(ema, generator)] if ema is not None else []),  # before the checkpoint saves it
              CheckpointHook(save, t.checkpoint_every, checkpoint_path), *extra_hooks]
-    schedule = LoopSchedule(steps=t.steps, sample_every=t.sample_every, log_every=t.log_every)
+    schedule = LoopSchedule(steps=t.steps, sample_every=t.sample_every, log_every=t.log_every,
+                            warmup_steps=t.warmup_steps)
     run_gan_loop(task, batches, opt_g, opt_d, loop_state, schedule, ctx, hooks, speed.channels_last)
 
     if not ranks_in_sync(generator, ctx) or not ranks_in_sync(discriminator, ctx):
         raise RuntimeError(f"{spec.stage}: parameters differ between ranks after training (DDP out of sync)")
+    exported = ema.module if ema is not None else generator  # what later stages evaluate and ship
     if ctx.is_main:  # the checkpoint hook has saved the final step
-        _write_outputs(params, spec, paths, ctx, task, generator, loop_state, identity, run, t, speed.channels_last)
+        _write_outputs(params, spec, paths, ctx, task, exported, loop_state, identity, run, t, speed.channels_last)
     return TrainOutcome(steps=loop_state.step, resumed_from=start_step if state is not None else None,
-                        history=history, run_id=run.run_id, generator=generator, discriminator=discriminator,
+                        history=history, run_id=run.run_id, generator=exported, discriminator=discriminator,
                         train_seconds=loop_state.train_seconds)
 
 
