@@ -10,7 +10,7 @@ Architecture (DESIGN.md section 4), widths for base b:
 - a decoder with a conditional block (ANL | SPADE | InstanceNorm) at 1/4, 1/2 and full scale,
   optional SAGAN self-attention at 1/4, transposed-conv upsampling, then 7x7 conv + tanh;
 - with ``prefill`` (default) the hole is first filled by :func:`models.prefill.parsing_aware_fill`, the
-  encoder sees that filled image, and G = coarse fill + gain * 7x7 conv (gain starting at 0) instead of
+  encoder sees that filled image, and G = coarse fill + 7x7 conv (zero at the start, no spectral norm) instead of
   the tanh output: training refines a parsing-aware fill rather than painting from nothing.
 """
 from __future__ import annotations
@@ -132,9 +132,12 @@ class ParsingAwareInpainter(nn.Module):
         self.decode2 = block(2 * b, cond, spectral_norm=sn)
         self.up1 = up_conv(2 * b, b, sn)
         self.decode1 = block(b, cond, spectral_norm=sn)
-        self.to_rgb = conv2d(b, 3, 7, spectral_norm=sn)
-        # with prefill, G = coarse fill + gain * residual; gain starts at 0 (G starts as the coarse fill)
-        self.residual_gain = nn.Parameter(torch.zeros(1)) if prefill else None
+        # with prefill, G = coarse fill + to_rgb(x): a plain conv starting at exactly 0 (spectral norm would
+        # divide by a zero singular value), so G starts as the coarse fill and training refines it
+        self.to_rgb = conv2d(b, 3, 7, spectral_norm=sn and not prefill)
+        if prefill:
+            nn.init.zeros_(self.to_rgb.weight)
+            nn.init.zeros_(self.to_rgb.bias)
 
     def forward(self, incomplete_image: torch.Tensor, known_mask: torch.Tensor, hole_mask: torch.Tensor,
                 parsing_onehot: torch.Tensor | None, condition: torch.Tensor) -> torch.Tensor:
@@ -169,7 +172,7 @@ class ParsingAwareInpainter(nn.Module):
         out = self.to_rgb(F.leaky_relu(x, 0.2))
         if coarse is None:
             return torch.tanh(out)
-        return coarse + self.residual_gain * out
+        return coarse + out
 
     def _coarse_fill(self, image: torch.Tensor, hole: torch.Tensor, parsing_onehot: torch.Tensor | None,
                      e: torch.Tensor) -> torch.Tensor:

@@ -46,8 +46,7 @@ class FreeFormParser(nn.Module):
         super().__init__()
         self.in_channels, self.downsample_factor = in_channels, 2 ** n_downsample
         self.num_classes = num_classes
-        # with prefill, logits = log(push-pull fill of the known parsing) + gain * network; gain starts at 0
-        self.residual_gain = nn.Parameter(torch.zeros(1)) if prefill else None
+        self.prefill = prefill
         widths = [base_channels * 2 ** i for i in range(n_downsample + 1)]
         layers: list[nn.Module] = [conv2d(in_channels, widths[0], STEM_KERNEL), *_norm_relu(widths[0])]
         for w_in, w_out in zip(widths[:-1], widths[1:]):
@@ -55,7 +54,11 @@ class FreeFormParser(nn.Module):
         layers += [ResBlock(widths[-1]) for _ in range(n_res_blocks)]
         for w_in, w_out in zip(widths[:0:-1], widths[-2::-1]):
             layers += [up_conv(w_in, w_out), *_norm_relu(w_out)]
-        layers.append(conv2d(widths[0], num_classes, STEM_KERNEL))
+        head = conv2d(widths[0], num_classes, STEM_KERNEL)
+        if prefill:  # logits = log(push-pull fill of the known parsing) + network, which starts at exactly 0
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+        layers.append(head)
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -64,9 +67,7 @@ class FreeFormParser(nn.Module):
             raise ValueError(f"FreeFormParser expects {self.in_channels} input channels, got {x.shape[1]}")
         check_divisible(*x.shape[-2:], self.downsample_factor, "FreeFormParser")
         out = self.net(x)
-        if self.residual_gain is None:
-            return out
-        return self.prior_logits(x) + self.residual_gain * out
+        return self.prior_logits(x) + out if self.prefill else out
 
     def prior_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Log of the known parsing's push-pull fill: inside the hole, the mix of classes around it."""

@@ -139,6 +139,25 @@ def load_matching_checkpoint(path: Path, identity: str) -> tuple[dict[str, Any] 
     return state, f"resuming from {path} at step {state['step']}"
 
 
+def checkpoint_misfit(state: dict[str, Any], modules: dict[str, torch.nn.Module]) -> str | None:
+    """Why ``state`` cannot load into ``modules`` (other layers or shapes, e.g. after a code change), or None.
+
+    Checked before anything is loaded: ``load_state_dict`` would copy the matching tensors first and
+    fail afterwards, leaving a half-restored network."""
+    for name, module in modules.items():
+        saved = state["modules"].get(name)
+        if saved is None:
+            return f"it has no '{name}' state"
+        expected = module.state_dict()
+        missing, unexpected = sorted(set(expected) - set(saved)), sorted(set(saved) - set(expected))
+        if missing or unexpected:
+            return f"'{name}' differs in layers (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        for key, tensor in expected.items():
+            if tuple(saved[key].shape) != tuple(tensor.shape):
+                return f"'{name}.{key}' is {tuple(saved[key].shape)}, the network has {tuple(tensor.shape)}"
+    return None
+
+
 def apply_checkpoint(state: dict[str, Any], modules: dict[str, torch.nn.Module],
                      optimizers: dict[str, torch.optim.Optimizer]) -> int:
     """Load modules, optimisers and RNG states from ``state``; return its step."""

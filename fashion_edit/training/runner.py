@@ -33,8 +33,8 @@ from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.store import open_split
 from fashion_edit.tracking import NullRun, mark_run_killed, params_hash, start_stage_run
 from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint, atomic_torch_save,
-                                               load_matching_checkpoint, remove_stale_temporaries,
-                                               save_checkpoint)
+                                               checkpoint_misfit, load_matching_checkpoint,
+                                               remove_stale_temporaries, save_checkpoint)
 from fashion_edit.training.curves import LossHistory, plot_png, write_csv
 from fashion_edit.training.distributed import DistContext, ranks_in_sync
 from fashion_edit.training.ema import GeneratorEma
@@ -215,6 +215,9 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
     if state is not None and state["step"] > t.steps:
         state, why = None, (f"checkpoint {checkpoint_path} is at step {state['step']}, beyond "
                             f"{spec.stage}.steps={t.steps}: training from scratch")
+    if state is not None and (misfit := checkpoint_misfit(state, modules)) is not None:
+        state, why = None, (f"checkpoint {checkpoint_path} does not fit the network ({misfit}; the code changed "
+                            "since it was written): training from scratch")
     history, start_step, train_seconds = LossHistory(), 0, 0.0
     if state is not None:
         start_step = apply_checkpoint(state, modules, optimizers)
