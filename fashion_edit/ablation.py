@@ -97,12 +97,21 @@ def main_inpainter_outcome(params: Params, repo_root: Path) -> TrainOutcome:
                         train_seconds=float(losses.get("train_seconds", 0.0)))
 
 
+def record_reuse(checkpoints: Path, outcome: TrainOutcome) -> None:
+    """The variant's checkpoint folder (a DVC output) says which weights stood in for its training."""
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    note = {"reused": "artifacts/inpainter/generator.pt", "steps": outcome.steps,
+            "train_seconds": outcome.train_seconds}
+    (checkpoints / "reused_weights.json").write_text(json.dumps(note, indent=2) + "\n")
+
+
 def train_and_evaluate(params: Params, variant: str, seed_index: int, repo_root: Path,
                        shared: SharedNetworks) -> dict[str, Any]:
     """Train one seed of one variant (resuming if interrupted), evaluate it, return its metrics."""
     p = variant_params(params, variant, seed_index)
     if reuses_main_inpainter(params, variant, seed_index):
         outcome = main_inpainter_outcome(p, repo_root)
+        record_reuse(variant_paths(repo_root, variant, seed_index).checkpoints, outcome)
     else:
         spec = dataclasses.replace(INPAINTER_SPEC, stage_name=STAGE_TEMPLATE.format(variant=variant))
         ctx = setup_distributed(False, "ablation")

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ablations@{args.variant}: error: {exc}", file=sys.stderr)
         return 1
     for m in runs:
-        print(f"ablations@{args.variant} seed {m['seed']}: FID {m['fid']:.2f}, hole PSNR {m['psnr_hole']:.2f}, "
+        print(f"ablations@{args.variant} seed {m['seed']}: FID {m['fid']:.2f}, KID {m['kid']:.4f}, hole PSNR {m['psnr_hole']:.2f}, "
               f"seg mIoU {m['seg_consistency_miou']:.3f}, {m['train_seconds']:.0f} s")
     return 0
 

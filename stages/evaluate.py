@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     telea, mean_fill = metrics["baselines"]["telea"], metrics["baselines"]["mean_fill"]
     print(f"evaluate: {metrics['test_images']} test images: FID {metrics['fid']:.2f} (Telea {telea['fid']:.2f}, "
-          f"mean fill {mean_fill['fid']:.2f}); parser mIoU {metrics['parser_miou']:.3f} "
+          f"mean fill {mean_fill['fid']:.2f}); KID {metrics['kid']:.4f} (Telea {telea['kid']:.4f}, mean fill "
+          f"{mean_fill['kid']:.4f}); hole PSNR {metrics['psnr_hole']:.2f} (Telea {telea['psnr_hole']:.2f}); parser mIoU {metrics['parser_miou']:.3f} "
           f"(hole {metrics['parser_miou_hole']:.3f}); seg consistency {metrics['seg_consistency_miou']:.3f} "
           f"(ceiling {metrics['segmenter_ceiling_miou']:.3f}) -> {paths.metrics}, {paths.report}")
     return 0

@@ -81,7 +81,7 @@ def test_vgg_blocks_limit_the_taps_the_trunk_computes():
 
 
 def test_ablation_variants_must_be_defined_and_listed_once(tmp_path):
-    assert tiny_params().ablation.variants == ["full", "no_prefill"]
+    assert tiny_params().ablation.variants == ["full"]
     for variants, message in ((["full", "nope"], "nope"), (["full", "full"], "twice")):
         data = tiny_params().model_dump(mode="json")
         data["ablation"]["variants"] = variants
