@@ -239,7 +239,7 @@ class Params(Section):
     mlflow: MlflowParams = MlflowParams()
     ablation: AblationParams = AblationParams()
     # variant name -> overrides applied to the inpainter section (validated on use)
-    ablations: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    ablations: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"full": {}})
 
     @model_validator(mode="after")
     def _known_variants(self) -> "Params":

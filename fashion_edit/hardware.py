@@ -13,9 +13,11 @@ attribute, so tests can ``monkeypatch.setattr(fashion_edit.hardware, "probe", la
 from __future__ import annotations
 
 import functools
+import statistics
+import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 import torch
 
@@ -100,7 +102,13 @@ def _resolve_bf16(bf16: bool | Auto | None, hw: HardwareProbe) -> tuple[bool, st
     return bf16, "explicit"
 
 
-def _resolve_channels_last(channels_last: bool | Auto, hw: HardwareProbe) -> tuple[bool, str]:
+# channels_last is chosen on a CPU only when the timed step is at least this much faster (noise margin)
+LAYOUT_GAIN = 0.95
+LayoutTimer = Callable[[], tuple[float, float]]  # -> seconds of one step in (NCHW, channels_last)
+
+
+def _resolve_channels_last(channels_last: bool | Auto, hw: HardwareProbe,
+                           layout_timer: LayoutTimer | None = None) -> tuple[bool, str]:
     if channels_last != "auto":
         if not isinstance(channels_last, bool):
             raise ValueError(f"channels_last must be true, false or 'auto'; got {channels_last!r}")
@@ -108,22 +116,40 @@ def _resolve_channels_last(channels_last: bool | Auto, hw: HardwareProbe) -> tup
     if hw.device == "cuda":
         ok = hw.cuda_capability is not None and hw.cuda_capability >= CUDA_CHANNELS_LAST_MIN
         return ok, f"auto: CUDA {_cuda_name(hw)} {'>=' if ok else '<'} 7.0"
+    if layout_timer is not None:  # on a CPU it depends on the network's shapes: measure, don't assume
+        nchw, channels_last_s = layout_timer()
+        faster = channels_last_s < LAYOUT_GAIN * nchw
+        return faster, (f"auto: timed on this {hw.cpu_capability} CPU, generator step {channels_last_s:.3f} s "
+                        f"channels_last vs {nchw:.3f} s NCHW")
     if _avx512_or_better(hw):
         return True, f"auto: {hw.cpu_capability} CPU, oneDNN blocked kernels pay"
     return False, f"auto: {hw.cpu_capability} CPU, layout copies cost more than they gain"
 
 
+def median_seconds(fn: Callable[[], None], repeats: int = 3, warmup: int = 1) -> float:
+    """Median wall time of ``fn`` after ``warmup`` untimed calls (oneDNN picks kernels on the first)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def resolve_speed(bf16: bool | Auto | None, channels_last: bool | Auto, threads: int | Auto = "auto",
-                  hw: HardwareProbe | None = None) -> SpeedSettings:
+                  hw: HardwareProbe | None = None, layout_timer: LayoutTimer | None = None) -> SpeedSettings:
     """Turn ``auto`` settings into bools for this machine (``hw``: default the cached :func:`probe`).
 
     An explicit ``True`` for bf16 where it is emulated stays ``True`` and warns (RuntimeWarning);
     an explicit thread count calls :func:`torch.set_num_threads`.  ``bf16=None``: the stage has no
-    bf16 part (resolved to ``False``, no warning).
+    bf16 part (resolved to ``False``, no warning). ``layout_timer``: on a CPU, ``auto`` channels_last is
+    decided by timing the network both ways (without one, by the CPU capability).
     """
     hw = hw if hw is not None else probe()  # module attribute: a monkeypatched probe is honoured
     bf16_value, bf16_reason = _resolve_bf16(bf16, hw)
-    cl_value, cl_reason = _resolve_channels_last(channels_last, hw)
+    cl_value, cl_reason = _resolve_channels_last(channels_last, hw, layout_timer)
     if threads == "auto":
         n_threads, threads_reason = torch.get_num_threads(), "auto: torch default"
     else:

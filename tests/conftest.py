@@ -40,8 +40,11 @@ TINY: dict[str, Any] = {
     "parser": {"base_channels": 8, "n_downsample": 2, "n_res_blocks": 1, "d_channels": 8, "d_scales": 2,
                "d_layers": 2},
     "inpainter": {"base_channels": 8, "n_res_blocks": 1, "d_channels": 8},
-    "train_parser": {"steps": 6, "batch_size": 4, "checkpoint_every": 2, "sample_every": 3, "log_every": 2},
-    "train_inpainter": {"steps": 6, "batch_size": 4, "checkpoint_every": 2, "sample_every": 3, "log_every": 2},
+    # an explicit layout: `auto` times both on this machine, so two runs could differ in float rounding
+    "train_parser": {"steps": 6, "batch_size": 4, "checkpoint_every": 2, "sample_every": 3, "log_every": 2,
+                     "channels_last": False},
+    "train_inpainter": {"steps": 6, "batch_size": 4, "checkpoint_every": 2, "sample_every": 3, "log_every": 2,
+                        "channels_last": False},
     "evaluate": {"batch_size": 4, "grid_items": 4, "fid_batch_size": 4, "segmenter_steps": 5},
     "ablation": {"steps": 4, "seeds": 1},
 }

@@ -83,6 +83,8 @@ def test_parser_cross_entropy_falls_when_overfitting_a_few_images(tmp_path, prep
     prepared = _small_subset(prepared_data, tmp_path / "prepared", count=4)
     params = _params("overfit", steps=40, batch_size=4, checkpoint_every=40, sample_every=40, log_every=10,
                      lr_g=1e-3)
+    # from scratch (no coarse-fill prior, which starts the cross-entropy near its floor already)
+    params = params.model_copy(update={"parser": params.parser.model_copy(update={"prefill": False})})
     outcome = train(params, PARSER_SPEC, _paths(tmp_path, prepared, "parser"), SINGLE)
     ce = outcome.history.column("loss_g/ce")
     first, last = sum(ce[:5]) / 5, sum(ce[-5:]) / 5
@@ -145,3 +147,36 @@ def test_split_smaller_than_a_batch_is_reported(tmp_path, prepared_data, mlflow_
     prepared = _small_subset(prepared_data, tmp_path / "prepared", count=2)
     with pytest.raises(TrainingDataError, match="2 items: fewer than batch_size \\(4\\)"):
         train(_params("small", batch_size=4), PARSER_SPEC, _paths(tmp_path, prepared, "parser"), SINGLE)
+
+
+def test_auto_layout_is_timed_on_the_network_and_kept_when_resuming(tmp_path, prepared_data, mlflow_uri,
+                                                                     monkeypatch):
+    from fashion_edit.training import runner
+
+    calls = []
+    monkeypatch.setattr(runner, "_time_layouts", lambda *args: calls.append(1) or (1.0, 0.5))
+    paths = _paths(tmp_path, prepared_data, "parser")
+    train(_params("layout-auto", steps=2, channels_last="auto"), PARSER_SPEC, paths, SINGLE)
+    assert calls and read_checkpoint(paths.checkpoints / "checkpoint.pt")["extra"]["channels_last"] is True
+    monkeypatch.setattr(runner, "_time_layouts", lambda *args: (0.5, 1.0))  # would now pick NCHW ...
+    train(_params("layout-auto", steps=4, channels_last="auto"), PARSER_SPEC, paths, SINGLE)
+    client = MlflowClient(mlflow_uri)
+    runs = client.search_runs(client.get_experiment_by_name("layout-auto").experiment_id,
+                              order_by=["attributes.start_time DESC"])
+    assert runs[0].data.tags["speed.channels_last"] == "true"  # ... but the resumed run keeps the layout
+    assert "checkpoint being resumed" in runs[0].data.tags["speed.channels_last_reason"]
+
+
+def test_layout_timer_leaves_the_generator_untouched(tmp_path, prepared_data):
+    from fashion_edit.networks import build_parser, build_parser_discriminator
+    from fashion_edit.training.runner import _time_layouts
+
+    params = _params("timer")
+    generator, discriminator = build_parser(params), build_parser_discriminator(params)
+    before = {k: v.clone() for k, v in generator.state_dict().items()}
+    nchw, channels_last = _time_layouts(params, PARSER_SPEC, generator, discriminator,
+                                        _paths(tmp_path, prepared_data, "parser"), SINGLE, params.train_parser)
+    assert nchw > 0 and channels_last > 0
+    assert all(torch.equal(before[k], v) for k, v in generator.state_dict().items())
+    assert all(p.grad is None for p in generator.parameters())
+    assert next(generator.parameters()).is_contiguous()

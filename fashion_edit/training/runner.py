@@ -15,10 +15,12 @@ Outputs (``<name>`` = parser | inpainter, ``<stage>`` = train_<name>):
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
 import random
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -170,6 +172,52 @@ def _adam(module: torch.nn.Module, lr: float, t: TrainParams) -> torch.optim.Ada
     return torch.optim.Adam(module.parameters(), lr=lr, betas=(t.beta1, t.beta2))
 
 
+def _speed_settings(params: Params, spec: TrainerSpec, generator: torch.nn.Module, discriminator: torch.nn.Module,
+                    paths: TrainPaths, ctx: DistContext, t: TrainParams,
+                    state: dict | None) -> tuple[hardware.SpeedSettings, hardware.HardwareProbe]:
+    """The stage's speed settings; ``auto`` channels_last is timed on this network (one process), or kept
+    from the checkpoint being resumed so the resumed run computes exactly what the interrupted one would."""
+    hw = hardware.probe()
+    resumed_layout = state["extra"].get("channels_last") if state is not None else None
+    keep = t.channels_last == "auto" and isinstance(resumed_layout, bool)
+    # ranks of a DDP job must agree, so there the CPU-capability rule decides
+    timer = None if keep or ctx.enabled else (
+        lambda: _time_layouts(params, spec, generator, discriminator, paths, ctx, t))
+    speed = hardware.resolve_speed(params.vgg.bf16 if "vgg" in spec.sections else None,
+                                   resumed_layout if keep else t.channels_last, hw=hw, layout_timer=timer)
+    if keep:
+        speed = dataclasses.replace(speed, reasons={**speed.reasons,
+                                                    "channels_last": "auto: as in the checkpoint being resumed"})
+    return speed, hw
+
+
+def _time_layouts(params: Params, spec: TrainerSpec, generator: torch.nn.Module, discriminator: torch.nn.Module,
+                  paths: TrainPaths, ctx: DistContext, t: TrainParams) -> tuple[float, float]:
+    """Seconds of one generator forward + backward on a training batch in NCHW and in channels_last.
+
+    Leaves ``generator`` as it found it (weights, BatchNorm statistics, layout, no gradients)."""
+    dataset = EditingDataset(open_split(paths.prepared / "train"), params.masks, seed=t.seed, fixed_masks=False)
+    items = [dataset[i] for i in range(min(t.batch_size, len(dataset)))]
+    if not items:  # nothing to time; the data stream reports the empty split
+        return 0.0, 0.0
+    batch = {k: torch.stack([item[k] for item in items]) for k in items[0]}
+    snapshot = copy.deepcopy(generator.state_dict())
+    task = spec.task(params, generator, discriminator, discriminator)
+    seconds = []
+    for channels_last in (False, True):
+        generator.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        on_device = to_device(batch, ctx.device, channels_last)
+
+        def step() -> None:
+            outputs = task.generate(on_device)
+            sum(v.float().mean() for v in outputs.values() if v.requires_grad).backward()
+        seconds.append(hardware.median_seconds(step))
+    generator.to(memory_format=torch.contiguous_format)
+    generator.load_state_dict(snapshot)
+    generator.zero_grad(set_to_none=True)
+    return seconds[0], seconds[1]
+
+
 def train(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: DistContext,
           hooks: Sequence[Hook] = ()) -> TrainOutcome:
     """Run (or resume) one training stage end to end; outputs are written by rank 0."""
@@ -191,22 +239,6 @@ def train(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: DistContext
 
 def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: DistContext, t: TrainParams,
                     run: NullRun, extra_hooks: Sequence[Hook]) -> TrainOutcome:
-    hw = hardware.probe()  # speed settings set to "auto" are decided here, logged and tagged
-    speed = hardware.resolve_speed(params.vgg.bf16 if "vgg" in spec.sections else None, t.channels_last, hw=hw)
-    if ctx.is_main:
-        log.info("%s: %s", spec.stage, hardware.describe(speed, hw))
-    run.set_tags(hardware.as_tags(speed, hw))
-    seed_everything(t.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
-    generator, discriminator = spec.build(params, ctx.device)
-    if speed.channels_last:
-        generator, discriminator = (m.to(memory_format=torch.channels_last) for m in (generator, discriminator))
-    opt_g, opt_d = _adam(generator, t.lr_g, t), _adam(discriminator, t.lr_d, t)
-    modules: dict[str, torch.nn.Module] = {"generator": generator, "discriminator": discriminator}
-    ema = GeneratorEma(generator, t.ema_decay) if t.ema_decay > 0 else None
-    if ema is not None:
-        modules["generator_ema"] = ema
-    optimizers = {"generator": opt_g, "discriminator": opt_d}
-
     identity = checkpoint_identity(params, spec, _read_manifest_bytes(paths.prepared), ctx.world_size)
     checkpoint_path = paths.checkpoints / CHECKPOINT_FILE
     if ctx.is_main:
@@ -215,6 +247,21 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
     if state is not None and state["step"] > t.steps:
         state, why = None, (f"checkpoint {checkpoint_path} is at step {state['step']}, beyond "
                             f"{spec.stage}.steps={t.steps}: training from scratch")
+
+    seed_everything(t.seed)  # same initial weights on every rank (DDP also broadcasts rank 0's)
+    generator, discriminator = spec.build(params, ctx.device)
+    speed, hw = _speed_settings(params, spec, generator, discriminator, paths, ctx, t, state)
+    if ctx.is_main:
+        log.info("%s: %s", spec.stage, hardware.describe(speed, hw))
+    run.set_tags(hardware.as_tags(speed, hw))
+    if speed.channels_last:
+        generator, discriminator = (m.to(memory_format=torch.channels_last) for m in (generator, discriminator))
+    opt_g, opt_d = _adam(generator, t.lr_g, t), _adam(discriminator, t.lr_d, t)
+    modules: dict[str, torch.nn.Module] = {"generator": generator, "discriminator": discriminator}
+    ema = GeneratorEma(generator, t.ema_decay) if t.ema_decay > 0 else None
+    if ema is not None:
+        modules["generator_ema"] = ema
+    optimizers = {"generator": opt_g, "discriminator": opt_d}
     if state is not None and (misfit := checkpoint_misfit(state, modules)) is not None:
         state, why = None, (f"checkpoint {checkpoint_path} does not fit the network ({misfit}; the code changed "
                             "since it was written): training from scratch")
@@ -237,6 +284,7 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
         save_checkpoint(checkpoint_path, step=step, identity=identity, modules=modules, optimizers=optimizers,
                         history=history.to_state(), extra={"mlflow_run_id": run.run_id or "",
                                                            "world_size": ctx.world_size,
+                                                           "channels_last": speed.channels_last,
                                                            "train_seconds": loop_state.train_seconds})
 
     g_train, d_train = _wrap(generator, ctx), _wrap(discriminator, ctx)
