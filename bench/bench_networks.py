@@ -15,22 +15,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from bench.fegan_reference import REFERENCE_STEPS
+from bench.fegan_reference import REFERENCE_STEPS, gan_step, parser_gan_step
 from fashion_edit.config import Params, load_params
 from fashion_edit.data.labels import NUM_CLASSES
-from fashion_edit.hardware import bf16_is_native, probe, resolve_speed
+from fashion_edit.hardware import bf16_is_native, median_seconds, probe, resolve_speed
 from fashion_edit.networks import (build_inpainter, build_inpainter_criterion, build_inpainter_discriminator,
-                                   build_parser, build_parser_criterion, build_parser_discriminator,
-                                   count_parameters, inpainter_discriminator_input, parser_discriminator_input,
-                                   parser_input, run_inpainter)
+                                   build_parser, build_parser_discriminator, count_parameters,
+                                   inpainter_discriminator_input, parser_input, run_inpainter)
 
 Step = Callable[[], None]
 
@@ -39,7 +36,10 @@ def random_batch(batch_size: int, height: int, width: int, seed: int = 0) -> dic
     g = torch.Generator().manual_seed(seed)
     mask = torch.zeros(batch_size, 1, height, width)
     mask[:, :, height // 4: 3 * height // 4, width // 4: 3 * width // 4] = 1
-    parsing = torch.randint(0, NUM_CLASSES, (batch_size, height, width), generator=g)
+    # piecewise-constant parsing like a real map (a few classes meet in the hole), not per-pixel noise
+    classes = torch.randint(0, NUM_CLASSES, (6,), generator=g)
+    blocks = classes[torch.randint(0, 6, (batch_size, 1, 8, 8), generator=g)].float()
+    parsing = torch.nn.functional.interpolate(blocks, size=(height, width), mode="nearest")[:, 0].long()
     return {
         "image": torch.rand(batch_size, 3, height, width, generator=g) * 2 - 1,
         "parsing": parsing,
@@ -57,50 +57,15 @@ def _to_format(batch: dict[str, torch.Tensor], channels_last: bool) -> dict[str,
     return {k: v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v for k, v in batch.items()}
 
 
-def _adam(module: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.Adam(module.parameters(), lr=lr, betas=(0.0, 0.9))
-
-
-def _gan_step(generate, d_terms, g_terms, generator, discriminator) -> Step:
-    """One D step then one G step on a shared generator forward (the training loop's order)."""
-    opt_g, opt_d = _adam(generator, 1e-4), _adam(discriminator, 4e-4)
-
-    def step() -> None:
-        generated = generate()
-        opt_d.zero_grad(set_to_none=True)
-        sum(d_terms(generated).values()).backward()
-        opt_d.step()
-        discriminator.requires_grad_(False)
-        opt_g.zero_grad(set_to_none=True)
-        sum(g_terms(generated).values()).backward()
-        opt_g.step()
-        discriminator.requires_grad_(True)
-    return step
-
-
 def parser_step(p: Params, batch: dict[str, torch.Tensor], memory_format: torch.memory_format) -> tuple[dict[str, Step], int]:
     generator = build_parser(p).to(memory_format=memory_format)
     discriminator = build_parser_discriminator(p).to(memory_format=memory_format)
-    criterion = build_parser_criterion(p)
     x = parser_input(batch)
-
-    def generate():
-        return generator(x)
-
-    def d_terms(logits):
-        real = discriminator(parser_discriminator_input(x, batch["parsing"]))
-        fake = discriminator(parser_discriminator_input(x, logits.detach().softmax(1)))
-        return criterion.discriminator_losses(real, fake)
-
-    def g_terms(logits):
-        real = discriminator(parser_discriminator_input(x, batch["parsing"]))
-        fake = discriminator(parser_discriminator_input(x, logits.softmax(1)))
-        return criterion.generator_losses(logits, batch["parsing"], fake, real)
 
     def g_only() -> None:
         generator.zero_grad(set_to_none=True)
         generator(x).mean().backward()
-    step = _gan_step(generate, d_terms, g_terms, generator, discriminator)
+    step = parser_gan_step(p, batch, generator, discriminator)
     return {"step": step, "g_fwd_bwd": g_only}, count_parameters(generator)
 
 
@@ -131,19 +96,12 @@ def inpainter_step(p: Params, batch: dict[str, torch.Tensor], memory_format: tor
     def vgg_terms() -> None:  # the perceptual + style share of the step
         fake = batch["image"].detach().clone().requires_grad_()
         sum(criterion._vgg_terms(fake, batch["image"]).values()).backward()
-    step = _gan_step(generate, d_terms, g_terms, generator, discriminator)
+    step = gan_step(generate, d_terms, g_terms, generator, discriminator)
     return {"step": step, "g_fwd_bwd": g_only, "vgg_losses": vgg_terms}, count_parameters(generator)
 
 
 def seconds_per_call(fn: Step, repeats: int, warmup: int = 2) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(fn, repeats, warmup)
 
 
 def gflop(fn: Step) -> float:

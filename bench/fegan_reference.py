@@ -34,7 +34,7 @@ from torch.nn.utils import parametrizations
 
 from fashion_edit.config import Params
 from fashion_edit.data.labels import NUM_CLASSES
-from fashion_edit.networks import (build_inpainter_criterion, build_parser_criterion, incomplete_image,
+from fashion_edit.networks import (build_inpainter_criterion, count_parameters, build_parser_criterion, incomplete_image,
                                    inpainter_condition, onehot, parser_discriminator_input, parser_input)
 from models.discriminators import MultiScaleDiscriminator
 
@@ -234,7 +234,7 @@ def _adam(module: nn.Module, lr: float) -> torch.optim.Optimizer:
 
 def gan_step(generate: Callable, d_terms: Callable, g_terms: Callable, generator: nn.Module,
              discriminator: nn.Module) -> Step:
-    """One D step then one G step on a shared generator forward (bench_networks' ``_gan_step``)."""
+    """One D step then one G step on a shared generator forward (the training loop's order)."""
     opt_g, opt_d = _adam(generator, 1e-4), _adam(discriminator, 4e-4)
 
     def step() -> None:
@@ -248,10 +248,6 @@ def gan_step(generate: Callable, d_terms: Callable, g_terms: Callable, generator
         opt_g.step()
         discriminator.requires_grad_(True)
     return step
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(t.numel() for t in module.parameters())
 
 
 def inpainter_reference_step(p: Params, batch: Batch, memory_format: torch.memory_format = torch.contiguous_format,
@@ -281,12 +277,8 @@ def inpainter_reference_step(p: Params, batch: Batch, memory_format: torch.memor
     return {"step": gan_step(generate, d_terms, g_terms, generator, discriminator)}, count_parameters(generator)
 
 
-def parser_reference_step(p: Params, batch: Batch, memory_format: torch.memory_format = torch.contiguous_format,
-                          generator: nn.Module | None = None, discriminator: nn.Module | None = None,
-                          ) -> tuple[dict[str, Step], int]:
-    """FE-GAN parser training step with our parser criterion (cross-entropy, hinge GAN, feature matching)."""
-    generator = (generator or FEGANParserG()).to(memory_format=memory_format)
-    discriminator = (discriminator or build_parser_reference_discriminator()).to(memory_format=memory_format)
+def parser_gan_step(p: Params, batch: Batch, generator: nn.Module, discriminator: nn.Module) -> Step:
+    """A parser training step (cross-entropy, hinge GAN, feature matching) for any parser G and D pair."""
     criterion = build_parser_criterion(p)
     x = parser_input(batch)
 
@@ -302,7 +294,16 @@ def parser_reference_step(p: Params, batch: Batch, memory_format: torch.memory_f
         real = discriminator(parser_discriminator_input(x, batch["parsing"]))
         fake = discriminator(parser_discriminator_input(x, logits.softmax(1)))
         return criterion.generator_losses(logits, batch["parsing"], fake, real)
-    return {"step": gan_step(generate, d_terms, g_terms, generator, discriminator)}, count_parameters(generator)
+    return gan_step(generate, d_terms, g_terms, generator, discriminator)
+
+
+def parser_reference_step(p: Params, batch: Batch, memory_format: torch.memory_format = torch.contiguous_format,
+                          generator: nn.Module | None = None, discriminator: nn.Module | None = None,
+                          ) -> tuple[dict[str, Step], int]:
+    """FE-GAN parser training step with our parser criterion (cross-entropy, hinge GAN, feature matching)."""
+    generator = (generator or FEGANParserG()).to(memory_format=memory_format)
+    discriminator = (discriminator or build_parser_reference_discriminator()).to(memory_format=memory_format)
+    return {"step": parser_gan_step(p, batch, generator, discriminator)}, count_parameters(generator)
 
 
 REFERENCE_STEPS = {"parser": parser_reference_step, "inpainter": inpainter_reference_step}

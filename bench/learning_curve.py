@@ -49,6 +49,7 @@ import numpy as np
 
 from fashion_edit.ablation import SharedNetworks
 from fashion_edit.config import Params, load_params
+from fashion_edit.data.preprocess import file_sha256
 from fashion_edit.editor import TRAINED_WEIGHTS, EditorModelError, EditorNetworks
 from fashion_edit.evaluation import BASELINES, SECTIONS as EVALUATE_SECTIONS, EvaluatePaths, EvaluationError, evaluate
 from fashion_edit.fid_reference import REFERENCE_FILE, FidReferenceError
@@ -138,20 +139,12 @@ def work_paths(repo_root: Path, work: Path) -> TrainPaths:
                       artifacts=work / "artifacts", reports=work / "reports", repo_root=work)
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def curve_identity(params: Params, repo_root: Path) -> str:
     """What the rows depend on: the trained weights' identity (as the checkpoint records it), the evaluation
     params and the files the evaluation reads besides the inpainter. Rows of another identity are dropped."""
     manifest = (repo_root / "data" / "prepared" / "manifest.json").read_bytes()
     parts = [checkpoint_identity(params, SPEC, manifest, world_size=1), params_hash(params, EVALUATE_SECTIONS),
-             *(_file_digest(path) for path in required_inputs(repo_root)[1:4])]
+             *(file_sha256(path) for path in required_inputs(repo_root)[1:4])]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

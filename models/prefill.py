@@ -50,6 +50,11 @@ def parsing_aware_fill(image: torch.Tensor, hole: torch.Tensor, parsing: torch.T
 
     parsing: (B,K,H,W) one-hot (or soft) completed parsing; colour: (B,3,H,W) colour strokes
     (0 where none), used as samples inside the hole."""
+    if not torch.compiler.is_exporting():  # a data-dependent shape: an exported graph fills every class
+        # only the classes the hole holds are filled (with a one-hot parsing usually a few of the 20): known
+        # pixels are kept as they are, so the others' fills would be multiplied by zero
+        needed = (parsing * hole).flatten(2).amax(dim=2).amax(dim=0) > 0
+        parsing = parsing[:, needed | ~needed.any()]  # no hole at all: keep every class, the fill is unused
     b, k, height, width = parsing.shape
     known = 1 - hole
     strokes = stroke_mask(colour) * hole
