@@ -177,3 +177,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def open_residual_heads(*networks: "torch.nn.Module") -> None:
+    """Give zero-initialised residual heads (the coarse-fill models' last convs) small random weights, as
+    training would: with exact zeros no gradient reaches the layers below and no input but the fill counts."""
+    import torch
+
+    for network in networks:
+        head = getattr(network, "to_rgb", None)
+        if head is None and hasattr(network, "net"):
+            head = network.net[-1]
+        if head is not None and getattr(network, "prefill", False):
+            with torch.no_grad():
+                torch.nn.init.normal_(head.weight, std=0.05, generator=torch.Generator().manual_seed(0))

@@ -16,7 +16,7 @@ from fashion_edit.editor import EditInputError, Editor, EditorModelError, Editor
 from fashion_edit.editor_model import load_registered_model, save_editor_model
 from fashion_edit.networks import build_inpainter, build_parser
 from fashion_edit.segmenter import build_segmenter, segmenter_architecture
-from tests.conftest import REPO_ROOT, repo_env, tiny_params
+from tests.conftest import REPO_ROOT, open_residual_heads, repo_env, tiny_params
 
 SIZE = (64, 64)
 
@@ -27,8 +27,10 @@ def editor() -> Editor:
     torch.manual_seed(0)
     architecture = segmenter_architecture(params.evaluate.model_copy(update={"segmenter_channels": 8,
                                                                              "segmenter_res_blocks": 1}))
-    networks = EditorNetworks(build_segmenter(architecture), build_parser(params), build_inpainter(params),
-                              architecture, params.parser, params.inpainter)
+    parser, inpainter = build_parser(params), build_inpainter(params)
+    open_residual_heads(parser, inpainter)  # untrained, but every input reaches the output
+    networks = EditorNetworks(build_segmenter(architecture), parser, inpainter, architecture, params.parser,
+                              params.inpainter)
     return Editor(networks, SIZE)
 
 

@@ -14,6 +14,7 @@ from models.inpainter import (IMAGE_ENCODERS, GatedConvEncoder, ParsingAwareInpa
                               PlainConvEncoder, compose)
 from models.layers import ANL, SPADEBlock, InstanceNormBlock, SelfAttention, has_spectral_norm
 from models.parser import FreeFormParser
+from tests.conftest import open_residual_heads
 
 SIZES = [(128, 128), (256, 256), (512, 320)]
 VARIANTS = {
@@ -118,6 +119,7 @@ def test_gradients_reach_every_inpainter_parameter(variant):
     generator, discriminator = build_inpainter(net), build_inpainter_discriminator(net)
     _set_attention_gamma(generator)
     _set_attention_gamma(discriminator)
+    open_residual_heads(generator)
     batch = make_batch(2, 32, 32)
     generated, composited = run_inpainter(generator, batch, batch["parsing"])
     d_out = discriminator(inpainter_discriminator_input(net, batch, composited, batch["parsing"]))
@@ -293,6 +295,7 @@ def test_parameter_table_lists_default_and_variants(capsys, tmp_path):
     small.write_text(yaml.safe_dump({
         "parser": {"base_channels": 4}, "inpainter": {"base_channels": 4, "d_channels": 4},
         "ablations": {"one_stage": {"inpainter": {"use_parsing": False}}, "no_gan": {"inpainter_loss": {"gan": 0.0}}},
+        "ablation": {"variants": ["one_stage"]},
     }))
     names = [name for name, _ in inpainter_variants(load_params(small))]
     main(["--params", str(small)])

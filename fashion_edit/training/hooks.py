@@ -1,15 +1,13 @@
-"""Loop hooks (rank 0 only): progress bar, MLflow logging, the generator's weight average, periodic checkpoints."""
+"""Loop hooks (rank 0 only): progress bar, MLflow logging, periodic checkpoints."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from fashion_edit.tracking import NullRun
-from fashion_edit.training.ema import GeneratorEma
 from fashion_edit.training.loop import Hook, LoopState
 
 THROUGHPUT_METRIC = "images_per_s"
@@ -73,13 +71,3 @@ class CheckpointHook(Hook):
         if state.step % self.every == 0 or state.step == state.total_steps:
             self.save(state.step)
             state.last_checkpoint_step = state.step
-
-
-class EmaHook(Hook):
-    """Updates the generator's weight average after every step (before the checkpoint hook saves it)."""
-
-    def __init__(self, ema: GeneratorEma, generator: torch.nn.Module) -> None:
-        self.ema, self.generator = ema, generator
-
-    def on_step(self, state: LoopState, losses: dict[str, float]) -> None:
-        self.ema.update(self.generator)

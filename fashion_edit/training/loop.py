@@ -29,6 +29,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 
 from fashion_edit.training.curves import LossHistory
 from fashion_edit.training.distributed import DistContext, all_reduce_min
+from fashion_edit.training.ema import GeneratorEma
 
 Terms = dict[str, torch.Tensor]
 
@@ -172,9 +173,15 @@ def _as_floats(prefix: str, terms: Terms, total: torch.Tensor) -> dict[str, floa
     return out
 
 
+def _unwrapped(module: torch.nn.Module) -> torch.nn.Module:
+    """The module inside a DistributedDataParallel wrapper (the one the average mirrors)."""
+    return getattr(module, "module", module)
+
+
 def run_gan_loop(task: GanTask, batches: Iterator[dict[str, torch.Tensor]], opt_g: torch.optim.Optimizer,
                  opt_d: torch.optim.Optimizer, state: LoopState, schedule: LoopSchedule, ctx: DistContext,
-                 hooks: Sequence[Hook] = (), channels_last: bool = False) -> LoopState:
+                 hooks: Sequence[Hook] = (), channels_last: bool = False,
+                 ema: GeneratorEma | None = None) -> LoopState:
     """Train from ``state.step`` to ``schedule.steps``; hooks run on rank 0 only."""
     hooks = list(hooks) if ctx.is_main else []
     for hook in hooks:
@@ -201,6 +208,8 @@ def run_gan_loop(task: GanTask, batches: Iterator[dict[str, torch.Tensor]], opt_
         opt_g.zero_grad(set_to_none=True)
         g_total.backward()
         opt_g.step()
+        if ema is not None:  # on every rank, so each holds the same average (hooks run on rank 0 only)
+            ema.update(_unwrapped(task.generator))
 
         state.step = step
         state.train_seconds += time.perf_counter() - step_started

@@ -40,7 +40,7 @@ from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint
 from fashion_edit.training.curves import LossHistory, plot_png, write_csv
 from fashion_edit.training.distributed import DistContext, ranks_in_sync
 from fashion_edit.training.ema import GeneratorEma
-from fashion_edit.training.hooks import CheckpointHook, EmaHook, ProgressHook, TrackingHook
+from fashion_edit.training.hooks import CheckpointHook, ProgressHook, TrackingHook
 from fashion_edit.training.loop import GanTask, Hook, LoopSchedule, LoopState, batch_stream, run_gan_loop, to_device
 from fashion_edit.visualize import save_png
 
@@ -295,11 +295,10 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
                            last_checkpoint_step=start_step if state is not None else None,
                            train_seconds=train_seconds)
     hooks = [ProgressHook(spec.stage, t.log_every), TrackingHook(run, t.log_every),
-             *([EmaHook(ema, generator)] if ema is not None else []),  # before the checkpoint saves it
              CheckpointHook(save, t.checkpoint_every, checkpoint_path), *extra_hooks]
     schedule = LoopSchedule(steps=t.steps, sample_every=t.sample_every, log_every=t.log_every,
                             warmup_steps=t.warmup_steps)
-    run_gan_loop(task, batches, opt_g, opt_d, loop_state, schedule, ctx, hooks, speed.channels_last)
+    run_gan_loop(task, batches, opt_g, opt_d, loop_state, schedule, ctx, hooks, speed.channels_last, ema)
 
     if not ranks_in_sync(generator, ctx) or not ranks_in_sync(discriminator, ctx):
         raise RuntimeError(f"{spec.stage}: parameters differ between ranks after training (DDP out of sync)")
