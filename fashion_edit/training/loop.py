@@ -5,11 +5,13 @@ output and the *weighted, named* loss terms of each side; hooks do the side jobs
 bar, MLflow, checkpoints). Order inside an iteration (as in pix2pixHD/SPADE, with one shared
 generator forward):
 
+0. both learning rates are set from the warm-up schedule (a function of the step: resume-exact);
 1. ``generated = task.generate(batch)`` (G with grad);
 2. D step on ``task.discriminator_terms(batch, generated)`` (the task detaches the fakes;
    no terms = no D step);
 3. G step on ``task.generator_terms(batch, generated)`` with D's parameters frozen (the task
    calls the *unwrapped* D there, so DDP only synchronises D's gradients in the D step).
+4. the generator's weight average (EMA), if any, is updated on every rank.
 
 Before each backward, every term is checked for NaN/inf (over all ranks): a non-finite term
 stops training with :class:`NonFiniteLossError` naming the step and the term, before any
