@@ -100,10 +100,6 @@ def inpainter_step(p: Params, batch: dict[str, torch.Tensor], memory_format: tor
     return {"step": step, "g_fwd_bwd": g_only, "vgg_losses": vgg_terms}, count_parameters(generator)
 
 
-def seconds_per_call(fn: Step, repeats: int, warmup: int = 2) -> float:
-    return median_seconds(fn, repeats, warmup)
-
-
 def gflop(fn: Step) -> float:
     """Floating-point operations of one call (convolutions, matmuls, attention), in GFLOP."""
     with FlopCounterMode(display=False) as counter:
@@ -120,7 +116,7 @@ def measure(build, p: Params, batch: dict[str, torch.Tensor], fmt: torch.memory_
     torch.manual_seed(0)
     parts, g_params = build(p, batch, fmt)
     work = gflop(parts["step"])
-    return {part: seconds_per_call(fn, repeats, warmup) for part, fn in parts.items()}, work, g_params
+    return {part: median_seconds(fn, repeats, warmup) for part, fn in parts.items()}, work, g_params
 
 
 def speed_ratio(ours_images_per_s: float, reference_images_per_s: float) -> float:
