@@ -6,7 +6,8 @@ export MLFLOW_DISABLE_TELEMETRY=true
 export DO_NOT_TRACK=true
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 
-.PHONY: run test install
+.PHONY: run test install ui
+UI_PORT ?= 5000
 
 install: $(VENV)/.installed
 
@@ -21,3 +22,7 @@ run: install
 
 test: install
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(PY) -m pytest -q
+
+# MLflow UI on http://127.0.0.1:$(UI_PORT), light (one worker, no job runner); prints the link to the runs
+ui: install
+	$(PY) -m fashion_edit.cli ui --port $(UI_PORT)

@@ -13,7 +13,7 @@ spent in training steps only (summed over resumed runs; evaluation and start-up 
 not change the trained weights), so point k is the same network a single k-step run would give. The loop
 stops once ``train_seconds >= --budget-minutes`` (or past ``--max-steps``).
 
-The baselines (OpenCV Telea and mean-colour fill) are read from ``reports/metrics/evaluate.json`` (the
+The baselines (OpenCV Telea and mean-colour fill) are read from ``reports/evaluate.json`` (the
 ``evaluate`` stage, same holes, same metric code) and drawn as horizontal lines; where the model first beats
 each of them is printed and stored.
 
@@ -53,6 +53,7 @@ from fashion_edit.data.preprocess import file_sha256
 from fashion_edit.editor import TRAINED_WEIGHTS, EditorModelError, EditorNetworks
 from fashion_edit.evaluation import BASELINES, SECTIONS as EVALUATE_SECTIONS, EvaluatePaths, EvaluationError, evaluate
 from fashion_edit.fid_reference import REFERENCE_FILE, FidReferenceError
+from fashion_edit.headline import EVALUATE_DETAIL
 from fashion_edit.hardware import HardwareProbe, bf16_is_native, probe
 from fashion_edit.segmenter import SegmenterError
 from fashion_edit.tracking import ENV_TRACKING_URI, params_hash
@@ -66,7 +67,7 @@ SPEC: TrainerSpec = dataclasses.replace(INPAINTER_SPEC, stage_name=STAGE)
 DEFAULT_OUT = Path("docs") / "learning_curve"
 DEFAULT_WORK = Path("bench_runs") / "learning_curve"
 CSV_NAME, JSON_NAME, PNG_NAME = "learning_curve.csv", "learning_curve.json", "learning_curve.png"
-EVALUATE_JSON = Path("reports") / "metrics" / "evaluate.json"
+EVALUATE_JSON = EVALUATE_DETAIL  # the baselines' scores
 ROW_FIELDS = ("steps", "train_seconds", "images_seen", "fid", "kid", "st_lpips", "psnr_hole", "ssim")
 INT_FIELDS = frozenset({"steps", "images_seen"})
 BASELINE_LABELS = {"telea": "Telea (OpenCV)", "mean_fill": "mean-colour fill"}

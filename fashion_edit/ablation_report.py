@@ -3,7 +3,10 @@
 Input: ``{variant: [metrics of seed 0, metrics of seed 1, ...]}`` where each metrics dict is
 what the ablation stage writes (evaluation metrics plus parameter counts and wall time).
 With more than one seed a cell shows ``mean ± std`` (sample std, ddof=1) so a reader can tell
-a real difference from seed noise.
+a real difference from seed noise. Besides the table and the plot: a detail JSON (mean/std/n of
+every column per variant) and one headline file per variant (``<variant>.json``: the means over
+seeds of the headline metrics, the keys of the evaluation's headline files, see
+``fashion_edit.headline``).
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from fashion_edit.headline import HEADLINE_METRICS, write_headline
 
 # metric key -> (column header, True when higher is better); order = table order
 COLUMNS: dict[str, tuple[str, bool]] = {
@@ -106,9 +111,17 @@ def bar_plot(metrics: Mapping[str, Sequence[Mapping[str, float]]], out_png: Path
     plt.close(fig)
 
 
+def write_headlines(metrics: Mapping[str, Sequence[Mapping[str, float]]], folder: Path) -> None:
+    """``<folder>/<variant>.json``: the mean over seeds of each headline metric the variant reports."""
+    for variant, runs in metrics.items():
+        means = {key: summarize(runs, key) for key in HEADLINE_METRICS}
+        write_headline(folder / f"{variant}.json", {key: mean for key, (mean, _, n) in means.items() if n})
+
+
 def build_report(metrics: Mapping[str, Sequence[Mapping[str, float]]], out_md: Path, out_png: Path,
-                 out_json: Path | None = None) -> str:
-    """Write the markdown report (table + plot link), the PNG and optionally a summary JSON."""
+                 out_json: Path | None = None, headlines: Path | None = None) -> str:
+    """Write the markdown report (table + plot link), the PNG and optionally a summary JSON and the
+    per-variant headline files (in the folder ``headlines``)."""
     if not metrics:
         raise ValueError("no ablation variants to report: the params.yaml `ablations` mapping is empty")
     table = markdown_table(metrics)
@@ -127,5 +140,8 @@ def build_report(metrics: Mapping[str, Sequence[Mapping[str, float]]], out_md: P
     if out_json is not None:
         summary = {v: {k: dict(zip(("mean", "std", "n"), summarize(runs, k))) for k in COLUMNS}
                    for v, runs in metrics.items()}
+        out_json.parent.mkdir(parents=True, exist_ok=True)
         out_json.write_text(json.dumps(summary, indent=2, allow_nan=True))
+    if headlines is not None:
+        write_headlines(metrics, headlines)
     return text

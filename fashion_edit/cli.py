@@ -1,33 +1,53 @@
-"""``fashion-edit`` command line: edit one photo with a registered or saved editor.
+"""``fashion-edit`` command line: edit one photo with a registered or saved editor; compare this run
+with the registry's champion.
 
     fashion-edit edit --image in.png --mask m.png [--sketch s.png] [--colour c.png] --out out.png \
         [--model models:/editor@champion | --checkpoint artifacts/editor] [--seed 0]
+    fashion-edit compare [--model editor] [--params params.yaml] [--tracking-uri URI]
     python -m fashion_edit.cli edit ...            # the same without the console script
+    fashion-edit ui [--port 5000]                  # MLflow UI of the pipeline's runs (`make ui`)
 
 Mask: white (>= 128) = the region to repaint. Sketch: light lines on dark. Colour: strokes on black,
 or on a transparent RGBA canvas. All inputs must have the image's size (``fashion_edit.editor``).
 The model is the MLflow registry's ``editor@champion`` by default (tracking URI: ``--tracking-uri``,
 else params ``mlflow.tracking_uri`` / ``$MLFLOW_TRACKING_URI`` / ``sqlite:///mlflow.db`` next to
 ``--params``), or an editor folder written by the ``register`` stage (``--checkpoint artifacts/editor``).
+
+``compare`` prints each headline metric of this checkout's evaluation (``reports/evaluate.json``,
+the numbers behind ``reports/metrics/evaluate/model.json``, with their standard errors) beside the
+champion's version tags: the difference, the noise z·σ and the promotion gate's verdict
+(``fashion_edit.registry.promotion_decision``, the rule the ``register`` stage applies).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import cv2
 import numpy as np
 
 from fashion_edit.config import MlflowParams, ParamsError, load_params
 from fashion_edit.editor import EditInputError, Editor, EditorModelError
-from fashion_edit.tracking import resolve_tracking_uri
+from fashion_edit.headline import EVALUATE_DETAIL, numeric_metrics
+from fashion_edit.tracking import UI_ENV, TrackingError, experiment_runs_url, resolve_tracking_uri, ui_server_command
+
+if TYPE_CHECKING:  # mlflow takes seconds to import: only `compare` loads it
+    from mlflow.entities.model_registry import ModelVersion
+
+    from fashion_edit.registry import Decision
 
 DEFAULT_MODEL = "models:/editor@champion"
 SUPPORTED_OUTPUTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 EditFunction = Callable[..., np.ndarray]
+COMPARE_HEADER = ("metric", "this run", "champion", "Δ", "z·σ", "verdict")
+
+
+class CompareError(RuntimeError):
+    """``compare`` has nothing to compare (no metrics, no champion); says what to run."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -47,6 +67,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     edit.add_argument("--params", type=Path, default=Path("params.yaml"),
                       help="params file naming the tracking store, if present (default params.yaml)")
     edit.add_argument("--seed", type=int, default=0, help="seed of the noise inside the hole (default 0)")
+    compare = commands.add_parser("compare", help="this run's headline metrics against the registry's champion",
+                                  description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    compare.add_argument("--model", help="registered model whose champion to compare with (default: the "
+                                         "gate's model, editor)")
+    compare.add_argument("--params", type=Path, default=Path("params.yaml"),
+                         help="params file of the run (default params.yaml; its folder holds reports/)")
+    compare.add_argument("--tracking-uri", help="MLflow tracking URI (default: as the pipeline's stages resolve it)")
+    ui = commands.add_parser("ui", help="the MLflow UI of the pipeline's runs and models (one light worker)")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file naming the tracking store")
     return parser.parse_args(argv)
 
 
@@ -58,13 +89,20 @@ def tracking_uri(explicit: str | None, params_path: Path) -> str:
     return resolve_tracking_uri(settings, params_path.resolve().parent)
 
 
-def _require_sqlite_store(uri: str) -> None:
-    """MLflow would silently create an empty database for a missing SQLite file; say so instead."""
+def _missing_sqlite_store(uri: str) -> Path | None:
+    """The SQLite file ``uri`` names when it does not exist (MLflow would silently create an empty one)."""
     if uri.startswith("sqlite:///"):
         path = Path(uri[len("sqlite:///"):])
         if not path.is_file():
-            raise EditorModelError(f"no MLflow store at {path} (tracking URI {uri}): run the pipeline "
-                                   "(`dvc repro`), pass --tracking-uri, or use --checkpoint artifacts/editor")
+            return path
+    return None
+
+
+def _require_sqlite_store(uri: str) -> None:
+    path = _missing_sqlite_store(uri)
+    if path is not None:
+        raise EditorModelError(f"no MLflow store at {path} (tracking URI {uri}): run the pipeline "
+                               "(`dvc repro`), pass --tracking-uri, or use --checkpoint artifacts/editor")
 
 
 def registered_editor(model_uri: str, uri: str) -> EditFunction:
@@ -116,11 +154,78 @@ def run_edit(args: argparse.Namespace) -> str:
     return f"wrote {args.out} ({edited.shape[1]}x{edited.shape[0]}) in {elapsed_ms:.0f} ms"
 
 
+# ----------------------------------------------------------------------------- compare
+def champion_version(model: str, uri: str) -> "ModelVersion":
+    """The champion version of ``model`` in the store at ``uri``; CompareError when there is none."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from fashion_edit import registry
+
+    missing = _missing_sqlite_store(uri)
+    if missing is not None:
+        raise CompareError(f"no MLflow store at {missing} yet, so no champion: run `dvc repro register` "
+                           "(or pass --tracking-uri)")
+    try:
+        champion = registry.version_by_alias(MlflowClient(tracking_uri=uri, registry_uri=uri), model,
+                                             registry.CHAMPION)
+    except MlflowException as exc:
+        raise CompareError(f"cannot read model {model!r} from {uri}: {exc.message}") from None
+    if champion is None:
+        raise CompareError(f"model {model!r} has no champion in {uri} yet: run `dvc repro register` "
+                           "(the first registered version becomes champion)")
+    return champion
+
+
+def comparison_table(decision: "Decision") -> list[str]:
+    """One aligned row per compared headline metric, under :data:`COMPARE_HEADER`."""
+    rows = [COMPARE_HEADER] + [(c.key, *c.cells(), c.verdict) for c in decision.comparisons]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COMPARE_HEADER))]
+    return ["  ".join(cell.ljust(w) if i in (0, 5) else cell.rjust(w) for i, (cell, w) in
+                      enumerate(zip(row, widths))).rstrip() for row in rows]
+
+
+def run_compare(args: argparse.Namespace) -> str:
+    """This run's evaluation against the champion's tags, judged by the promotion gate; the text to print."""
+    from fashion_edit import registry
+
+    params = load_params(args.params)
+    detail = args.params.resolve().parent / EVALUATE_DETAIL
+    try:
+        this_run = numeric_metrics(detail)
+    except FileNotFoundError:
+        raise CompareError(f"no evaluation metrics at {detail} yet: run `dvc repro evaluate`") from None
+    model = args.model or registry.GATE_MODEL
+    uri = tracking_uri(args.tracking_uri, args.params)
+    champion = champion_version(model, uri)
+    try:
+        decision = registry.promotion_decision(this_run, registry.version_metrics(champion), params.registry)
+    except registry.RegistryError as exc:
+        raise CompareError(f"{exc} (re-run `dvc repro evaluate`)") from None
+    title = f"this run ({detail}) vs {model} v{champion.version} @{registry.CHAMPION} ({uri})"
+    verdict = "would be promoted" if decision.promote else "would stay a challenger"
+    if not decision.comparisons:  # decided before comparing (non-finite metric, no SEs, ...)
+        return "\n".join([title, f"gate: {verdict}: {decision.reason}"])
+    return "\n".join([title, *comparison_table(decision), f"gate: {verdict}: {decision.rule}"])
+
+
+# ----------------------------------------------------------------------------- ui
+def run_ui(args: argparse.Namespace) -> None:
+    """Print the link to the experiment's runs, then become the MLflow server (Ctrl-C stops it)."""
+    settings = load_params(args.params).mlflow if args.params.is_file() else MlflowParams()
+    uri = tracking_uri(None, args.params)
+    url = experiment_runs_url(uri, settings.experiment, f"http://{args.host}:{args.port}")
+    print(f"MLflow UI of {uri}: {url}  (Ctrl-C stops it)", flush=True)
+    os.execve(sys.executable, ui_server_command(uri, args.host, args.port), {**os.environ, **UI_ENV})
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        print(run_edit(args))
-    except (EditInputError, EditorModelError, ParamsError) as exc:
+        if args.command == "ui":
+            run_ui(args)  # does not return
+        print(run_compare(args) if args.command == "compare" else run_edit(args))
+    except (EditInputError, EditorModelError, ParamsError, CompareError, TrackingError) as exc:
         print(f"fashion-edit: error: {exc}", file=sys.stderr)
         return 1
     return 0

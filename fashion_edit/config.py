@@ -203,11 +203,14 @@ class EvaluateParams(Section):
     segmenter_checkpoint: str = Field("", description="A segmenter.pt written by train_segmenter elsewhere, used "
                                       "instead of training one; empty: train on the training split.")
     seed: int = Field(0, description="Noise of the fixed evaluation edits and the segmenter's training stream.")
+    bootstrap_resamples: int = Field(200, ge=10, le=100_000, description="Resamples of the test images behind "
+                                     "each headline metric's standard error (<metric>_se).")
 
 
 class RegisterParams(Section):
-    fid_tolerance: float = Field(0.0, ge=0, description="Candidate FID may exceed the champion's by at most this.")
-    miou_tolerance: float = Field(0.0, ge=0, description="Candidate parser mIoU may trail the champion's by at most this.")
+    noise_z: float = Field(2.0, ge=0, description="A headline metric differs from the champion's when the gap "
+                           "exceeds this many sigmas, sigma = sqrt(SE_candidate² + SE_champion²) "
+                           "(fashion_edit.registry).")
 
 
 class MlflowParams(Section):

@@ -35,6 +35,9 @@ QUIET_ENV = {
     "DO_NOT_TRACK": "true",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
 }
+# stages/python (every dvc.yaml stage command) runs the stage with this interpreter when set: the
+# flows pass their own, so stages never fall back to whatever `python` the worker's PATH has
+ENV_STAGE_PYTHON = "FASHION_EDIT_PYTHON"
 LOCK_NAME = "fashion-edit-dvc.lock"
 INTERRUPT_GRACE_SECONDS = 20.0
 # `dvc exp run -n` names become git refs: keep them to a safe character set.
@@ -145,7 +148,7 @@ def run_dvc(args: Sequence[str], repo: Path, *, env: Mapping[str, str] | None = 
     executable = dvc_command()
     command = executable + [str(a) for a in args]
     shown = "dvc " + shlex.join(command[len(executable):])
-    full_env = {**os.environ, **QUIET_ENV, **(env or {})}
+    full_env = {ENV_STAGE_PYTHON: sys.executable, **os.environ, **QUIET_ENV, **(env or {})}
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     with checkout_lock(repo, on_wait=on_line):
         start = time.monotonic()
@@ -205,21 +208,22 @@ def _params_files(repo: Path, overrides: Sequence[str]) -> list[Path]:
 
 def exp_run(repo: Path, name: str, overrides: Sequence[str] = (), targets: Sequence[str] = (), *,
             force: bool = False, **kwargs) -> DvcResult:
-    """``dvc exp run -n NAME -S k=v ...``: on success the results are applied to the workspace.
+    """``dvc exp run -n NAME -S k=v ...``; the params files are left as they were before the run.
 
-    On failure DVC leaves the ``-S`` edits in the params files; they are restored here so a
-    failed run does not leak its overrides into the next run in this checkout.
+    DVC writes the ``-S`` edits into the workspace's params files and keeps them there, whether
+    the run succeeds (its results are applied to the workspace) or fails. A one-off override
+    must not become the next scheduled run's setting, so the files are restored here either
+    way; the experiment itself keeps the override (``dvc exp show``, ``dvc exp apply NAME``).
     """
     args = ["exp", "run", "-n", check_experiment_name(name), *set_args(overrides),
             *(["--force"] if force else []), *targets]
     saved = {path: path.read_bytes() for path in _params_files(repo, overrides) if path.is_file()}
     try:
         return run_dvc(args, repo, **kwargs)
-    except BaseException:
+    finally:
         for path, content in saved.items():
             if path.read_bytes() != content:
                 path.write_bytes(content)
-        raise
 
 
 def pull(repo: Path, remote: str | None = None, **kwargs) -> DvcResult:

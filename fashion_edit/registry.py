@@ -6,11 +6,23 @@ commit, hashes of ``dvc.lock`` / ``params.yaml`` and the DVC experiment (pipelin
 The metrics on the version are what the gate compares, so a champion carries the numbers it
 won with and a later candidate is judged against exactly those.
 
-Gate (:func:`promotion_decision`, thresholds in ``params.yaml`` ``registry``): promote when
-there is no champion, or when the candidate's FID is at most ``fid_tolerance`` above the
-champion's AND its parser mIoU at most ``miou_tolerance`` below it.  Promotion moves the
-alias ``champion``; versions are never deleted, so the previous champion stays one alias
-move away (it is recorded on the new champion as ``champion.previous_version``).
+Gate (:func:`promotion_decision`): a difference counts only when it is larger than the noise of
+the two measurements. For each headline metric (``fashion_edit.headline.HEADLINE_METRICS``: FID,
+KID, ST-LPIPS, hole PSNR, parser mIoU, each with its direction) the gap candidate - champion is
+compared with z·σ, where σ = sqrt(SE_candidate² + SE_champion²) from the ``<metric>_se`` tags (the
+evaluation's bootstrap over test images) and z = ``registry.noise_z`` in ``params.yaml`` (2 by
+default). A metric is *better* when it improves by more than z·σ, *worse* when it degrades by more
+than z·σ, else *within noise*. The candidate is promoted when no headline metric is worse and at
+least one is better. Treating the two SEs as independent is conservative: both models are scored
+on the same test images, so the true noise of the gap is usually smaller.
+Special cases: no champion -> promote; a non-finite candidate metric -> refuse (training or
+evaluation diverged); a candidate without SE tags -> refuse (re-run ``evaluate``); a champion
+without SE tags (registered before the bootstrap existed) -> its SEs are taken equal to the
+candidate's, and the reason says so. The reason lists every headline metric with both values at
+the precision that shows the gap, the gap, z·σ and the verdict.
+
+Promotion moves the alias ``champion``; versions are never deleted, so the previous champion stays
+one alias move away (it is recorded on the new champion as ``champion.previous_version``).
 """
 from __future__ import annotations
 
@@ -29,14 +41,13 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_
 from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
 
 from fashion_edit.config import Params, RegisterParams
+from fashion_edit.headline import EVALUATE_DETAIL, HEADLINE_METRICS, se_key
 from fashion_edit.tracking import git_commit, pipeline_run_key
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
 MODEL_NAMES = ("parser", "inpainter", "editor")
 GATE_MODEL = "editor"  # the product; its version tags carry the metrics the gate compares
-FID_KEY = "fid"
-MIOU_KEY = "parser_miou"
 METRIC_TAG_PREFIX = "metric."
 # tags that identify one pipeline run; versions registered by the same `register` stage share them
 IDENTITY_KEYS = ("git.commit", "dvc.lock_md5", "pipeline.run")
@@ -46,10 +57,37 @@ class RegistryError(RuntimeError):
     """The registry cannot do what was asked (bad model URI, missing metric, ...); says why."""
 
 
+BETTER, WORSE, WITHIN_NOISE = "better", "worse", "within noise"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One headline metric, candidate against champion."""
+
+    key: str
+    candidate: float
+    champion: float
+    difference: float  # candidate - champion
+    noise: float  # z·σ
+    verdict: str  # BETTER, WORSE or WITHIN_NOISE
+
+    def cells(self) -> tuple[str, str, str, str]:
+        """candidate, champion, difference and z·σ, all with the decimals that show the gap."""
+        decimals = _decimals(self.difference, self.noise)
+        return (f"{self.candidate:.{decimals}f}", f"{self.champion:.{decimals}f}",
+                f"{self.difference:+.{decimals}f}", f"{self.noise:.{decimals}f}")
+
+    def describe(self) -> str:
+        candidate, champion, difference, noise = self.cells()
+        return f"{self.key} {candidate} vs {champion} (Δ {difference}, z·σ {noise}: {self.verdict})"
+
+
 @dataclass(frozen=True)
 class Decision:
     promote: bool
-    reason: str
+    reason: str  # the rule that decided, then every compared metric
+    comparisons: tuple[Comparison, ...] = ()  # empty when the gate decided without comparing
+    rule: str = ""  # the rule alone (one line), when metrics were compared
 
 
 # ----------------------------------------------------------------------------- tags
@@ -194,36 +232,87 @@ def same_pipeline_run(a: ModelVersion, b: ModelVersion) -> bool:
 
 
 # ---------------------------------------------------------------------------- gate
+def _decimals(*numbers: float) -> int:
+    """Decimals showing every nonzero finite number with at least two significant digits (4 to 12)."""
+    smallest = min((abs(x) for x in numbers if x != 0 and math.isfinite(x)), default=1.0)
+    return min(12, max(4, 1 - math.floor(math.log10(smallest))))
+
+
 def _finite(metrics: Mapping[str, float], key: str) -> float | None:
     value = metrics.get(key)
     return float(value) if value is not None and math.isfinite(float(value)) else None
 
 
+def _listing(metrics: Mapping[str, float]) -> str:
+    return ", ".join(f"{key}={metrics[key]:.{_decimals(metrics[key])}f}" for key in HEADLINE_METRICS)
+
+
+def compare_metric(key: str, candidate: float, champion: float, se_candidate: float, se_champion: float,
+                   z: float) -> Comparison:
+    """Judge one headline metric: better / worse when the gap in its good direction exceeds z·σ."""
+    difference = candidate - champion
+    noise = z * math.hypot(se_candidate, se_champion)
+    gain = difference if HEADLINE_METRICS[key] else -difference
+    verdict = BETTER if gain > noise else WORSE if -gain > noise else WITHIN_NOISE
+    return Comparison(key, candidate, champion, difference, noise, verdict)
+
+
+def _decided_without_comparing(candidate: Mapping[str, float],
+                               champion: Mapping[str, float] | None) -> Decision | None:
+    """The special cases of the gate (no champion, non-finite metric, missing tags); None: compare."""
+    missing = [k for k in HEADLINE_METRICS if k not in candidate]
+    if missing:
+        raise RegistryError(f"candidate metrics lack {missing} (have {sorted(candidate)}); the evaluate "
+                            f"stage writes them to {EVALUATE_DETAIL} and register copies them to tags")
+    diverged = [f"{k}={candidate[k]}" for k in HEADLINE_METRICS if _finite(candidate, k) is None]
+    if diverged:
+        return Decision(False, f"candidate has non-finite {', '.join(diverged)}: evaluation or training diverged")
+    if champion is None:
+        return Decision(True, f"no champion yet: candidate becomes champion ({_listing(candidate)})")
+    absent = [k for k in HEADLINE_METRICS if _finite(champion, k) is None]
+    if absent:
+        return Decision(False, f"champion has no finite recorded {absent} tags, so the candidate cannot be "
+                               "compared; promote by hand (fashion_edit.registry.promote) if intended")
+    no_se = [se_key(k) for k in HEADLINE_METRICS if _finite(candidate, se_key(k)) is None]
+    if no_se:
+        return Decision(False, f"candidate has no standard errors {no_se}, so its noise is unknown: re-run "
+                               "`dvc repro evaluate register` to register it with them")
+    return None
+
+
+def _verdict(comparisons: tuple[Comparison, ...], z: float, assumed: list[str]) -> Decision:
+    """Promote when nothing is worse beyond noise and something is better beyond it; the reason says why."""
+    worse = [c.key for c in comparisons if c.verdict == WORSE]
+    better = [c.key for c in comparisons if c.verdict == BETTER]
+    if worse:
+        rule = f"kept as challenger: {', '.join(worse)} worse than the champion's by more than z·σ"
+    elif better:
+        rule = f"promoted: {', '.join(better)} better by more than z·σ and no headline metric worse"
+    else:
+        rule = "kept as challenger: no headline metric better than the champion's by more than z·σ"
+    note = (f"; the champion has no SE tags for {', '.join(assumed)} (registered before the bootstrap), "
+            "taken equal to the candidate's" if assumed else "")
+    rule += f" (z={z:g}, σ = sqrt(SE_candidate² + SE_champion²){note})"
+    details = "; ".join(c.describe() for c in comparisons)
+    return Decision(not worse and bool(better), f"{rule}: {details}", comparisons, rule)
+
+
 def promotion_decision(candidate_metrics: Mapping[str, float], champion_metrics: Mapping[str, float] | None,
                        gates: RegisterParams) -> Decision:
-    """Promote when there is no champion, or FID not worse and parser mIoU not lower (within tolerances)."""
-    missing = [k for k in (FID_KEY, MIOU_KEY) if k not in candidate_metrics]
-    if missing:
-        raise RegistryError(f"candidate metrics lack {missing} (have {sorted(candidate_metrics)}); the evaluate "
-                            "stage writes them to reports/metrics/evaluate.json and register copies them to tags")
-    fid, miou = _finite(candidate_metrics, FID_KEY), _finite(candidate_metrics, MIOU_KEY)
-    if fid is None or miou is None:
-        return Decision(False, f"candidate has a non-finite metric (fid={candidate_metrics[FID_KEY]}, "
-                               f"parser_miou={candidate_metrics[MIOU_KEY]}): evaluation or training diverged")
-    if champion_metrics is None:
-        return Decision(True, f"no champion yet: candidate becomes champion (fid={fid:.4g}, parser_miou={miou:.4g})")
-    champ_fid, champ_miou = _finite(champion_metrics, FID_KEY), _finite(champion_metrics, MIOU_KEY)
-    if champ_fid is None or champ_miou is None:
-        return Decision(False, "champion has no finite recorded fid/parser_miou tags, so the candidate cannot be "
-                               "compared; promote by hand (fashion_edit.registry.promote) if intended")
-    fid_ok = fid <= champ_fid + gates.fid_tolerance
-    miou_ok = miou >= champ_miou - gates.miou_tolerance
-    comparison = (f"fid {fid:.4g} vs champion {champ_fid:.4g} (tolerance {gates.fid_tolerance:g}), "
-                  f"parser_miou {miou:.4g} vs champion {champ_miou:.4g} (tolerance {gates.miou_tolerance:g})")
-    if fid_ok and miou_ok:
-        return Decision(True, f"candidate passes both gates: {comparison}")
-    failed = [what for what, ok in (("FID is worse", fid_ok), ("parser mIoU is lower", miou_ok)) if not ok]
-    return Decision(False, f"candidate kept as challenger, {' and '.join(failed)}: {comparison}")
+    """Promote when there is no champion, or when no headline metric is worse than the champion's by more
+    than its noise and at least one is better by more (the rule of the module docstring)."""
+    early = _decided_without_comparing(candidate_metrics, champion_metrics)
+    if early is not None:
+        return early
+    assert champion_metrics is not None  # no champion is decided above
+    # a champion registered before the bootstrap has no SEs: assume the candidate's
+    assumed = [k for k in HEADLINE_METRICS if _finite(champion_metrics, se_key(k)) is None]
+    comparisons = tuple(
+        compare_metric(k, candidate_metrics[k], champion_metrics[k], candidate_metrics[se_key(k)],
+                       candidate_metrics[se_key(k)] if k in assumed else champion_metrics[se_key(k)],
+                       gates.noise_z)
+        for k in HEADLINE_METRICS)
+    return _verdict(comparisons, gates.noise_z, assumed)
 
 
 def promote(client: MlflowClient, name: str, version: str | int, reason: str = "") -> ModelVersion:

@@ -8,10 +8,11 @@ the working directory).
 Run grouping: every stage run is a child (tag ``mlflow.parentRunId``) of a *pipeline run*
 found by the tag ``fashion_edit.pipeline_run`` = a run-group id:
 - ``FASHION_EDIT_PIPELINE_RUN`` if set (the Prefect flow sets one per flow run), else
-- ``<git commit[:12]>-<hash of all params[:12]>``: every stage of one ``dvc repro`` /
-  ``dvc exp run`` at one commit and one set of params lands under one parent; a new commit or
-  a params change starts a new group. (Uncommitted code edits do not start a new group: use
-  the environment variable to separate such runs.)
+- ``dvc-<boot>-<pid>-<start>``: the ``dvc`` process the stage runs under (found through
+  ``/proc``), so every stage of one ``dvc repro`` / ``dvc exp run`` (ablation variants
+  included, whose params differ) lands under one parent and the next invocation gets its own;
+- else (a stage started by hand, or no ``/proc``) ``<git commit[:12]>-<hash of all params[:12]>``.
+The parent's name says when it started and at which commit, so runs can be told apart.
 
 Tags on each stage run: git commit, DVC stage name, hash of the params sections the stage
 reads, the run-group id. Params: the whole params file flattened to dotted keys.
@@ -24,7 +25,9 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
+from datetime import datetime
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -118,9 +121,39 @@ def git_commit(repo_root: Path) -> str:
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9._:@/+-]{1,250}$")  # goes into an MLflow filter string
 
 
+def _proc_argv(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+
+
+def _is_dvc(argv: list[str]) -> bool:
+    """``dvc ...``, ``python .../bin/dvc ...`` (a console script) or ``python -m dvc ...``."""
+    head = [a for a in argv[:3] if a]
+    return any(Path(a).name == "dvc" for a in head) or argv[1:3] == ["-m", "dvc"]
+
+
+def dvc_invocation(max_depth: int = 8) -> str | None:
+    """``dvc-<boot id[:8]>-<pid>-<start ticks>`` of the nearest ``dvc`` ancestor process; None if
+    there is none or no ``/proc`` (pid + start time identify a process across pid reuse)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+        pid = os.getppid()
+        for _ in range(max_depth):
+            if pid <= 1:
+                return None
+            # after "pid (comm)" the fields are: state ppid ... (starttime is field 22 of the whole line)
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            if _is_dvc(_proc_argv(pid)):
+                return f"dvc-{boot}-{pid}-{fields[19]}"
+            pid = int(fields[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def pipeline_run_key(params: Params, commit: str) -> str:
-    """The run-group id: ``FASHION_EDIT_PIPELINE_RUN``, else git commit + hash of all params."""
-    key = os.environ.get(ENV_PIPELINE_RUN) or f"{commit[:12]}-{params_hash(params)[:12]}"
+    """The run-group id: ``FASHION_EDIT_PIPELINE_RUN``, else the dvc invocation, else commit + params hash."""
+    key = (os.environ.get(ENV_PIPELINE_RUN) or dvc_invocation()
+           or f"{commit[:12]}-{params_hash(params)[:12]}")
     if not _SAFE_KEY.match(key):
         raise TrackingError(f"{ENV_PIPELINE_RUN}={key!r}: use 1-250 letters, digits or . _ : @ / + -")
     return key
@@ -192,6 +225,14 @@ def _experiment_id(client: Any, name: str, repo_root: Path, uri: str) -> str:
     return experiment.experiment_id
 
 
+def parent_run_name(key: str, commit: str) -> str:
+    """A name a person can tell apart in the runs list: a flow's experiment name is already one;
+    otherwise when the group started and at which commit."""
+    if key == os.environ.get(ENV_PIPELINE_RUN):
+        return f"pipeline {key}"
+    return f"pipeline {datetime.now():%Y-%m-%d %H:%M:%S} @{commit[:8]}"
+
+
 def _parent_run_id(client: Any, experiment_id: str, key: str, commit: str) -> str:
     """The pipeline run for ``key``, created (and marked finished: it only groups) if missing."""
     found = client.search_runs([experiment_id], filter_string=(
@@ -199,7 +240,7 @@ def _parent_run_id(client: Any, experiment_id: str, key: str, commit: str) -> st
         order_by=["attributes.start_time ASC"])
     if found:
         return found[0].info.run_id
-    run = client.create_run(experiment_id, run_name=f"pipeline {key}", tags={
+    run = client.create_run(experiment_id, run_name=parent_run_name(key, commit), tags={
         TAG_PIPELINE_RUN: key, TAG_ROLE: "pipeline", TAG_GIT_COMMIT: commit,
         "mlflow.source.git.commit": commit})
     client.set_terminated(run.info.run_id, status="FINISHED")
@@ -264,3 +305,26 @@ def log_to_run(params: Params, repo_root: Path, run_id: str, *, metrics: Mapping
         run.flush()
     if tags:
         run.set_tags(tags)
+
+
+# ----------------------------------------------------------------------------- the UI
+# `mlflow ui` as installed starts a job runner and several workers (12 processes, ~2 GB, ~40 s on
+# 2 cores) and opens on the GenAI view; the pipeline needs one worker that serves runs and models.
+UI_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
+def experiment_runs_url(tracking_uri: str, experiment: str, base_url: str) -> str:
+    """The UI page listing the experiment's training runs; a clear error before the first run."""
+    from mlflow.tracking import MlflowClient
+
+    found = MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name(experiment)
+    if found is None:
+        raise TrackingError(f"MLflow experiment {experiment!r} does not exist in {tracking_uri} yet: "
+                            "run the pipeline first (`make run`)")
+    return f"{base_url.rstrip('/')}/#/experiments/{found.experiment_id}/runs"
+
+
+def ui_server_command(tracking_uri: str, host: str, port: int) -> list[str]:
+    """A light MLflow server: one worker, no job execution (run it with :data:`UI_ENV`)."""
+    return [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+            "--host", host, "--port", str(port), "--workers", "1"]

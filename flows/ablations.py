@@ -11,8 +11,11 @@ gathers their metrics into the same report the DVC ``report`` stage writes
 the DVC-tracked report stays DVC's.
 
     python -m flows.ablations run [--variant spade_norm --variant no_gan] [--parallel 2]
+    python -m flows.ablations serve      # both flows as local deployments (needs a Prefect server)
 """
-from __future__ import annotations
+# No `from __future__ import annotations` here: a served flow run (`serve`, workers) validates its
+# parameters in a fresh process from a pickled copy of the flow, where string annotations such as
+# Literal[...] cannot be resolved and every run failed in 0 s.
 
 import argparse
 import contextvars
@@ -29,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
@@ -43,6 +47,9 @@ VARIANT_FLOW = "fashion-edit-ablation-variant"
 STAGE_TEMPLATE = "ablations@{variant}"
 METRICS_GLOB = "reports/ablations/{variant}/*.json"
 REPORT_DIR = "reports/ablation_flow"
+# `serve`: the fan-out deployment starts runs of the variant deployment, both served by one process
+LOCAL_DEPLOYMENT = "ablations-local"
+LOCAL_VARIANT_DEPLOYMENT = "ablation-variant-local"
 IO_RETRIES = 3
 
 
@@ -82,6 +89,16 @@ def variant_worktree(repo: Path, revision: str, label: str, parent: Path | None 
         if not keep:
             subprocess.run(["git", "worktree", "remove", "--force", str(path)], cwd=repo, capture_output=True)
             shutil.rmtree(holder, ignore_errors=True)
+
+
+def expose_variant(workspace: Path, variant: str) -> None:
+    """dvc.yaml's foreach makes an ``ablations@<name>`` stage only for the names in params
+    ``ablation.variants``; in the throwaway worktree that list becomes this variant alone, so any
+    variant defined under ``ablations`` can run. No stage reproduced here reads the list."""
+    path = workspace / "params.yaml"
+    data = yaml.safe_load(path.read_text())
+    data.setdefault("ablation", {})["variants"] = [variant]
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def read_variant_runs(workspace: Path, pattern: str) -> list[dict[str, Any]]:
@@ -149,6 +166,7 @@ def ablation_variant(
         logger.info("variant %s: worktree %s at %s", variant, workspace, revision)
         if pull:
             pull_into(workspace, remote)
+        expose_variant(workspace, variant)
         stage = stage_template.format(variant=variant)
         reproduce_variant(workspace, stage, env, timeout_hours * 3600)
         runs = read_variant_runs(workspace, metrics_glob.format(variant=variant))
@@ -251,7 +269,19 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--revision", default="HEAD")
     run.add_argument("--pull", action="store_true")
     run.add_argument("--repo", default=".")
+    serve = sub.add_parser("serve", help="serve both flows from this checkout (needs `prefect server start`)")
+    serve.add_argument("--parallel", type=int, default=2, help="variants run at once by a served ablations run")
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        from prefect import serve as serve_deployments
+
+        fan_out = ablations.to_deployment(name=LOCAL_DEPLOYMENT, parameters={
+            "deployment": f"{VARIANT_FLOW}/{LOCAL_VARIANT_DEPLOYMENT}", "max_parallel": args.parallel},
+            description="Runs each params.yaml variant as a run of the served variant deployment; writes the report.")
+        variant = ablation_variant.to_deployment(name=LOCAL_VARIANT_DEPLOYMENT,
+                                                 description="One ablation variant in its own git worktree.")
+        serve_deployments(fan_out, variant)
+        return 0
     result = ablations(variants=args.variants, repo=args.repo, revision=args.revision, deployment=args.deployment,
                        max_parallel=args.parallel, pull=args.pull)
     print(result["report"])

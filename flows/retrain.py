@@ -2,9 +2,9 @@
 
 Steps (serial: DVC allows one command per checkout):
 (optional) ``dvc pull`` -> ``dvc exp run -n <name> -S ...`` (or ``dvc repro``) -> read
-``reports/metrics/evaluate.json`` -> compare the registry's ``candidate`` of ``editor`` with
-its ``champion`` (:func:`fashion_edit.registry.promotion_decision`, thresholds in
-``params.yaml`` ``registry``) -> move ``champion`` on ``parser``/``inpainter``/``editor`` or
+the model's headline metrics (``fashion_edit.headline.MODEL_HEADLINE``) -> compare the registry's
+``candidate`` of ``editor`` with its ``champion`` (:func:`fashion_edit.registry.promotion_decision`:
+differences against their bootstrap noise, ``params.yaml`` ``registry.noise_z``) -> move ``champion`` on ``parser``/``inpainter``/``editor`` or
 not, with the reason -> (optional) ``dvc push``.
 
 The experiment name is exported as ``FASHION_EDIT_PIPELINE_RUN``, so it is also the MLflow
@@ -17,7 +17,9 @@ Commands (from the repository root)::
     python -m flows.retrain serve [--cron "0 3 * * 1"]                    # local weekly schedule
     prefect deployment run 'fashion-edit-retrain/retrain-local'           # trigger the served one now
 """
-from __future__ import annotations
+# No `from __future__ import annotations` here: a served flow run (`serve`, workers) validates its
+# parameters in a fresh process from a pickled copy of the flow, where string annotations such as
+# Literal[...] cannot be resolved and every run failed in 0 s.
 
 import argparse
 import json
@@ -36,12 +38,12 @@ from prefect.runtime import deployment, flow_run
 
 from fashion_edit import dvc_runner
 from fashion_edit.config import Params, ParamsError, RegisterParams, load_params
+from fashion_edit.headline import MODEL_HEADLINE
 from fashion_edit.tracking import ENV_PIPELINE_RUN, probe_tracking_server, resolve_tracking_uri
 
 DEFAULT_CRON = "0 3 * * 1"  # Mondays 03:00 (server time zone); prefect.yaml uses the same
 FLOW_NAME = "fashion-edit-retrain"
 LOCAL_DEPLOYMENT = "retrain-local"
-METRICS_FILE = "reports/metrics/evaluate.json"
 # I/O against remotes and the registry fails transiently; training does not (it resumes instead)
 IO_RETRIES = 3
 IO_RETRY_DELAYS = [10, 60, 180]
@@ -286,7 +288,7 @@ def retrain(
     if mode == "repro" and items:
         raise ValueError(f"overrides {items} need mode='exp' (`dvc repro` cannot set params); "
                          "commit the params change or use mode='exp'")
-    params_with_overrides(load_params(root / "params.yaml"), items)
+    params = params_with_overrides(load_params(root / "params.yaml"), items)  # the run's params
     name = dvc_runner.check_experiment_name(experiment or experiment_name(run_id=flow_run.get_id()))
     logger.info("pipeline run %s in %s (mode=%s, targets=%s, overrides=%s)", name, root, mode,
                 targets or "all stages", items)
@@ -297,13 +299,12 @@ def retrain(
     dvc_reproduce.with_options(timeout_seconds=timeout_s + TIMEOUT_GRACE_S)(
         root, mode, name, items, list(targets or []), force, timeout_s)
 
-    params = load_params(root / "params.yaml")  # `dvc exp run -S` applied the overrides to the file
     tracking_uri = resolve_tracking_uri(params.mlflow, root)
     if tracking_uri.startswith("sqlite:") and deployment.get_id():
         logger.warning("the MLflow registry is a SQLite file in this checkout (%s): on a worker that clones the "
                        "repository per run, the registered versions and the champion alias disappear with it; "
                        "set MLFLOW_TRACKING_URI (job variable env) to a tracking server", tracking_uri)
-    metrics = read_metrics(root / METRICS_FILE)
+    metrics = read_metrics(root / MODEL_HEADLINE)
     check_tracking_server(tracking_uri)
     outcome = gate(tracking_uri, params.registry, name)
     champions = dict(outcome.champion_versions)

@@ -4,7 +4,9 @@
 
 Reads data/prepared/test, data/fid_reference (real FID features) and
 artifacts/{parser,inpainter,segmenter}; writes
-reports/metrics/evaluate.json (DVC metrics), reports/evaluate.md (the table),
+reports/metrics/evaluate/<method>.json (DVC metrics: the headline numbers of the model and of each
+baseline), reports/evaluate.json (every number, with the headline metrics' standard errors),
+reports/evaluate.md (the table),
 reports/evaluate/samples.png (DVC plot: input, sketch + colour, completed parsing, output, ground
 truth for evaluate.grid_items fixed test items) and one MLflow run. The metrics are documented in
 fashion_edit/evaluation.py.
@@ -41,11 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evaluate: error: {exc}", file=sys.stderr)
         return 1
     telea, mean_fill = metrics["baselines"]["telea"], metrics["baselines"]["mean_fill"]
-    print(f"evaluate: {metrics['test_images']} test images: FID {metrics['fid']:.2f} (Telea {telea['fid']:.2f}, "
+    print(f"evaluate: {metrics['test_images']} test images: FID {metrics['fid']:.2f} ± {metrics['fid_se']:.2f} "
+          f"(Telea {telea['fid']:.2f}, "
           f"mean fill {mean_fill['fid']:.2f}); KID {metrics['kid']:.4f} (Telea {telea['kid']:.4f}, mean fill "
           f"{mean_fill['kid']:.4f}); hole PSNR {metrics['psnr_hole']:.2f} (Telea {telea['psnr_hole']:.2f}); parser mIoU {metrics['parser_miou']:.3f} "
           f"(hole {metrics['parser_miou_hole']:.3f}); seg consistency {metrics['seg_consistency_miou']:.3f} "
-          f"(ceiling {metrics['segmenter_ceiling_miou']:.3f}) -> {paths.metrics}, {paths.report}")
+          f"(ceiling {metrics['segmenter_ceiling_miou']:.3f}) -> {paths.headlines}, {paths.metrics}, {paths.report}")
     return 0
 
 

@@ -4,10 +4,11 @@
 
 After `evaluate`: writes the editor bundle artifacts/editor/ (usable offline with
 `fashion-edit edit --checkpoint artifacts/editor ...`), logs the three models in one MLflow run,
-registers each as a new version with alias `candidate` (tags: evaluation metrics, git commit, DVC
-lock/params hashes, pipeline run), and moves `champion` to the new versions when the editor's FID is
-not worse and its parser mIoU not lower than the champion's (tolerances: params `registry`), or when
-there is no champion. Writes reports/metrics/register.json (versions, promoted, reason).
+registers each as a new version with alias `candidate` (tags: the numbers of reports/evaluate.json,
+i.e. each headline metric and its standard error, git commit, DVC lock/params hashes, pipeline run),
+and moves `champion` to the new versions when the editor passes the noise-aware gate against the
+champion (fashion_edit/registry.py; params `registry.noise_z`), or when there is no champion.
+Writes reports/register.json (versions, promoted, reason).
 """
 from __future__ import annotations
 

@@ -33,6 +33,8 @@ QUIET_ENV = {
     "MPLBACKEND": "Agg",
 }
 
+DVC_METRICS_WIDTH = 120  # issue 19: the default `dvc metrics show` fits a 120-column terminal
+
 # The smallest configuration that still exercises every code path.
 TINY: dict[str, Any] = {
     "synthesize": {"count": 40, "height": 64, "width": 64, "contact_sheet": 8},

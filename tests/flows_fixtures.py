@@ -64,14 +64,16 @@ FAKE_STAGE = textwrap.dedent('''
     from mlflow import MlflowClient
     from fashion_edit import registry
     from fashion_edit.config import load_params
+    from fashion_edit.headline import MODEL_HEADLINE, write_headline
     from fashion_edit.tracking import resolve_tracking_uri
 
     params = load_params("params.yaml")
     if params.data.source != "synthetic":
         sys.exit(f"FAKE-STAGE-ERROR: data source {params.data.source!r} has no data.root")
-    metrics = {"fid": 1000.0 / params.train_inpainter.steps, "parser_miou": min(1.0, params.train_parser.steps / 1000)}
-    Path("reports/metrics").mkdir(parents=True, exist_ok=True)
-    Path("reports/metrics/evaluate.json").write_text(json.dumps(metrics))
+    metrics = {"fid": 1000.0 / params.train_inpainter.steps, "parser_miou": min(1.0, params.train_parser.steps / 1000),
+               "kid": 0.01, "st_lpips": 0.1, "psnr_hole": 20.0}
+    metrics |= {f"{key}_se": 0.01 for key in list(metrics)}  # the gate compares gaps with these
+    write_headline(MODEL_HEADLINE, metrics)
     root = Path.cwd()
     client = MlflowClient(resolve_tracking_uri(params.mlflow, root))
     experiment = client.get_experiment_by_name("fake") or client.get_experiment(
@@ -101,11 +103,11 @@ FAKE_ABLATION = textwrap.dedent('''
     variant = sys.argv[1]
     params = load_params("params.yaml")
     together = None
-    if os.environ.get("FAKE_ABLATION_BARRIER"):  # wait until every variant has started (max 90 s)
+    if os.environ.get("FAKE_ABLATION_BARRIER"):  # wait until every defined variant has started (max 90 s)
         barrier = Path(os.environ["FAKE_ABLATION_BARRIER"])
         (barrier / variant).touch()
         deadline = time.time() + 90
-        while not (together := set(params.ablation.variants) <= {p.name for p in barrier.iterdir()}):
+        while not (together := set(params.ablations) <= {p.name for p in barrier.iterdir()}):
             if time.time() > deadline:
                 break
             time.sleep(0.2)
@@ -124,7 +126,7 @@ FAKE_DVC_YAML = textwrap.dedent('''
         params: [data, train_parser.steps, train_inpainter.steps]
         outs: [model]
         metrics:
-          - reports/metrics/evaluate.json:
+          - reports/metrics/evaluate/model.json:
               cache: false
       ablations:
         foreach: ${{ablation.variants}}
@@ -151,7 +153,7 @@ def make_fake_project(root: Path) -> Path:
     (root / "dvc.yaml").write_text(FAKE_DVC_YAML.format(python=sys.executable))
     (root / "params.yaml").write_text(json.dumps({
         "data": {"source": "synthetic"}, "train_parser": {"steps": 500}, "train_inpainter": {"steps": 100},
-        "registry": {"fid_tolerance": 0.0, "miou_tolerance": 0.0},
+        "registry": {"noise_z": 2.0},
         "ablation": {"variants": ["full", "short"]},
         "ablations": {"full": {}, "short": {"train_inpainter": {"steps": 50}}}}, indent=1))
     (root / ".gitignore").write_text("/model\n")

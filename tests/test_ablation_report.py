@@ -5,6 +5,7 @@ import math
 import pytest
 
 from fashion_edit.ablation_report import build_report, load_variant_metrics, markdown_table, summarize
+from fashion_edit.headline import HEADLINE_METRICS
 
 
 def _metrics(fid: float, miou: float) -> dict:
@@ -40,6 +41,15 @@ def test_seeds_above_one_show_spread(tmp_path):
     assert (tmp_path / "ablations.png").stat().st_size > 1000
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["full"]["fid"]["n"] == 2
+
+
+def test_one_headline_file_per_variant_with_the_means_over_seeds(tmp_path):
+    metrics = {"full": [_metrics(30.0, 0.6), _metrics(34.0, 0.62)], "old": [{"fid": 50.0, "psnr_hole": 18.0}]}
+    build_report(metrics, tmp_path / "a.md", tmp_path / "a.png", headlines=tmp_path / "headlines")
+    full = json.loads((tmp_path / "headlines" / "full.json").read_text())
+    assert list(full) == list(HEADLINE_METRICS)  # the keys and order of the evaluation's headline files
+    assert full["fid"] == pytest.approx(32.0) and full["parser_miou"] == pytest.approx(0.61)
+    assert json.loads((tmp_path / "headlines" / "old.json").read_text()) == {"fid": 50.0, "psnr_hole": 18.0}
 
 
 def test_missing_variant_file_names_it(tmp_path):

@@ -9,7 +9,8 @@ import yaml
 
 from fashion_edit.ablation import variant_metric_files, variant_params
 from fashion_edit.config import ParamsError
-from tests.conftest import run_in, tiny_params
+from fashion_edit.headline import ABLATION_HEADLINES, HEADLINE_METRICS
+from tests.conftest import DVC_METRICS_WIDTH, run_in, tiny_params
 
 
 def test_variant_applies_overrides_training_length_and_seed_offset():
@@ -56,6 +57,12 @@ def test_two_variants_run_end_to_end_and_only_the_edited_one_reruns(tmp_path, mo
     assert metrics["steps"] == 2 and metrics["fid"] > 0 and 0 <= metrics["seg_consistency_miou"] <= 1
     assert math.isfinite(metrics["kid"]) and metrics["kid_std"] >= 0
     assert (repo / "reports" / "figures" / "ablations.png").stat().st_size > 1000
+    # one headline file per variant (the evaluation's short keys), and the default metrics view stays narrow
+    headline = json.loads((repo / ABLATION_HEADLINES / "no_gan.json").read_text())
+    assert list(headline) == list(HEADLINE_METRICS) and headline["fid"] == metrics["fid"]
+    table = run_in(repo, "dvc", "metrics", "show").stdout
+    assert "reports/metrics/ablations/no_gan.json" in table, table
+    assert max(map(len, table.splitlines())) <= DVC_METRICS_WIDTH, table
 
     data = yaml.safe_load((repo / "params.yaml").read_text())
     data["ablations"]["no_gan"] = {"inpainter_loss": {"gan": 0.0}, "inpainter": {"attention": False}}

@@ -15,6 +15,7 @@ from fashion_edit.editor import EditorModelError, EditorNetworks
 from fashion_edit.evaluation import (BASELINES, GRID_COLUMNS, EvaluatePaths, evaluate, grid_indices,
                                      run_evaluation)
 from fashion_edit.fid_reference import FidReferenceError, compute_reference, load_reference, save_reference
+from fashion_edit.headline import HEADLINE_METRICS, MODEL, se_key
 from fashion_edit.metrics.fid import InceptionFeatures
 from fashion_edit.networks import build_inpainter, build_parser
 from fashion_edit.segmenter import (SegmenterError, SegmenterPaths, build_segmenter, load_segmenter, save_segmenter,
@@ -24,7 +25,8 @@ from tests.conftest import tiny_params
 
 MODEL_KEYS = ("fid", "kid", "kid_std", "parser_miou_hole", "parser_miou", "parser_pixel_acc_hole", "parser_pixel_acc",
               "seg_consistency_miou", "segmenter_ceiling_miou", "hole_l1", "psnr", "ssim", "st_lpips")
-IMAGE_KEYS = ("fid", "kid", "kid_std", "hole_l1", "psnr", "psnr_hole", "ssim", "st_lpips")
+IMAGE_KEYS = ("fid", "kid", "kid_std", "hole_l1", "psnr", "psnr_hole", "ssim", "st_lpips", "fid_se", "kid_se",
+              "st_lpips_se", "psnr_hole_se")
 
 
 def write_random_artifacts(artifacts: Path, seed: int = 0) -> None:
@@ -38,8 +40,9 @@ def write_random_artifacts(artifacts: Path, seed: int = 0) -> None:
 
 
 def evaluate_paths(root: Path, prepared: Path) -> EvaluatePaths:
-    return EvaluatePaths(prepared=prepared, artifacts=root / "artifacts", metrics=root / "reports/metrics/evaluate.json",
-                         report=root / "reports/evaluate.md", grid=root / "reports/evaluate/samples.png", repo_root=root)
+    return EvaluatePaths(prepared=prepared, artifacts=root / "artifacts", metrics=root / "reports/evaluate.json",
+                         headlines=root / "reports/metrics/evaluate", report=root / "reports/evaluate.md",
+                         grid=root / "reports/evaluate/samples.png", repo_root=root)
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +74,25 @@ def test_metrics_file_has_every_key_in_range(evaluated):
     assert written["test_images"] == 4 and written["images_without_hole"] == 0
 
 
+def test_every_headline_metric_has_a_bootstrap_standard_error(evaluated):
+    _, metrics, _ = evaluated
+    assert metrics["bootstrap_resamples"] == tiny_params().evaluate.bootstrap_resamples
+    for key in HEADLINE_METRICS:
+        assert math.isfinite(metrics[se_key(key)]) and metrics[se_key(key)] > 0, key
+    for name in BASELINES:
+        assert all(metrics["baselines"][name][se_key(key)] > 0 for key in ("fid", "kid", "st_lpips", "psnr_hole"))
+
+
+def test_headline_files_hold_the_same_short_keys_for_each_method(evaluated):
+    paths, metrics, _ = evaluated
+    assert sorted(p.name for p in paths.headlines.iterdir()) == sorted(f"{m}.json" for m in (MODEL, *BASELINES))
+    model = json.loads((paths.headlines / f"{MODEL}.json").read_text())
+    assert model == {key: metrics[key] for key in HEADLINE_METRICS}
+    for name in BASELINES:
+        baseline = json.loads((paths.headlines / f"{name}.json").read_text())
+        assert baseline == {key: metrics["baselines"][name][key] for key in HEADLINE_METRICS if key != "parser_miou"}
+
+
 def test_baselines_are_scored_by_the_same_metrics(evaluated):
     paths, metrics, _ = evaluated
     assert set(metrics["baselines"]) == set(BASELINES) == {"telea", "mean_fill"}
@@ -81,7 +103,7 @@ def test_baselines_are_scored_by_the_same_metrics(evaluated):
     assert all(s["psnr"] > s["psnr_hole"] for s in metrics["baselines"].values())
     report = paths.report.read_text()
     assert "baseline: telea" in report and "baseline: mean_fill" in report and "this model" in report
-    assert "KID (kid_bilinear299) ↓" in report and report.count(" ± ") >= 3  # KID ± std for every method
+    assert "KID (kid_bilinear299) ↓" in report and report.count(" ± ") >= 13  # headline metrics ± SE
 
 
 def test_sample_grid_has_one_row_per_fixed_item_and_five_columns(evaluated, prepared_data: Path):

@@ -12,7 +12,10 @@ from fashion_edit import pretrained
 from fashion_edit.metrics import (PSNR_MAX_DB, ConfusionMatrix, FidAccumulator, ImageMetrics, InceptionFeatures,
                                   feature_statistics, fid_from_features, frechet_distance, hole_l1, psnr, ssim,
                                   to_inception_input)
-from fashion_edit.metrics.fid import KID_METRIC_NAME, kid_from_features, mmd2_unbiased
+from fashion_edit.metrics.bootstrap import bootstrap_indices, mean_replicates, miou_replicates, standard_error
+from fashion_edit.metrics.fid import (FEATURE_DIM, KID_METRIC_NAME, PairedFid, kid_from_features, kid_replicates,
+                                      mmd2_unbiased)
+from fashion_edit.metrics.segmentation import confusion_per_image
 from fashion_edit.pretrained import WeightsError
 
 
@@ -392,3 +395,82 @@ def test_image_metrics_reject_mask_shape_mismatch():
     pred, target, _ = _image_pair()
     with pytest.raises(ValueError, match="hole mask"):
         hole_l1(pred, target, torch.ones(2, 3, 32, 32))
+
+
+# ---------------------------------------------------------------- bootstrap standard errors
+
+@pytest.mark.parametrize("n, d", [(30, 64), (80, 16)])
+def test_paired_fid_low_rank_identity_equals_the_sqrtm_fid(n, d):
+    # (30, 64): singular covariances (n < d); (80, 16): full rank. Repeats in the draw are allowed.
+    rng = np.random.default_rng(11)
+    real = rng.gamma(2.0, 0.2, (n, d))
+    fake = 0.7 * real + rng.gamma(2.0, 0.1, (n, d))
+    paired = PairedFid(real, fake)
+    everything = np.arange(n)
+    assert paired(everything) == pytest.approx(
+        frechet_distance(*feature_statistics(real), *feature_statistics(fake)), rel=1e-6)
+    draw = rng.integers(0, n, n)
+    assert paired(draw) == pytest.approx(
+        frechet_distance(*feature_statistics(real[draw]), *feature_statistics(fake[draw])), rel=1e-6)
+
+
+def test_paired_fid_on_inception_sized_features_equals_fid_from_features():
+    rng = np.random.default_rng(12)
+    real = rng.gamma(2.0, 0.2, (40, FEATURE_DIM))
+    fake = real + rng.normal(0, 0.1, real.shape) + 0.02
+    draw = rng.integers(0, 40, 40)
+    assert PairedFid(real, fake)(draw) == pytest.approx(fid_from_features(real[draw], fake[draw]), rel=1e-6)
+
+
+def test_kid_replicates_equal_mmd_without_repeats_and_skip_self_pairs_with_them():
+    rng = np.random.default_rng(13)
+    real, fake = rng.gamma(2.0, 0.2, (10, 16)), rng.gamma(2.0, 0.3, (10, 16))
+    assert kid_replicates(real, fake, np.arange(10)[None])[0] == pytest.approx(mmd2_unbiased(real, fake), abs=1e-12)
+    assert kid_replicates(real, fake, rng.permutation(10)[None])[0] == pytest.approx(mmd2_unbiased(real, fake),
+                                                                                    abs=1e-12)
+    # a draw of images {0, 0, 1}: within-set terms average only k(x0, x1) (each ordered pair of distinct images)
+    draw = np.array([[0, 0, 1]])
+    kernel = lambda a, b: (a @ b / 16 + 1) ** 3  # noqa: E731
+    expected = (kernel(real[0], real[1]) + kernel(fake[0], fake[1])
+                - 2 * sum(kernel(real[i], fake[j]) for i in (0, 0, 1) for j in (0, 0, 1)) / 9)
+    assert kid_replicates(real, fake, draw)[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_mean_and_miou_replicates_equal_the_metrics_on_the_drawn_images():
+    rng = np.random.default_rng(14)
+    draws = bootstrap_indices(6, 20, seed=1)
+    assert draws.shape == (20, 6) and np.array_equal(draws, bootstrap_indices(6, 20, seed=1))
+    values = np.array([1.0, np.nan, 3.0, 4.0, np.nan, 6.0])  # NaN: an image without a hole
+    replicates = mean_replicates(values, draws)
+    for row, value in zip(draws, replicates):
+        drawn = values[row]
+        if np.isfinite(drawn).any():
+            assert value == pytest.approx(np.nanmean(drawn))
+    pred = torch.from_numpy(rng.integers(0, 4, (6, 5, 5)))
+    target = torch.from_numpy(rng.integers(0, 4, (6, 5, 5)))
+    per_image = confusion_per_image(pred, target)
+    assert per_image.shape == (6, 20, 20) and int(per_image.sum()) == 6 * 25
+    for row, value in zip(draws, miou_replicates(per_image.numpy(), draws)):
+        matrix = ConfusionMatrix()
+        matrix.update(pred[row], target[row])
+        assert value == pytest.approx(matrix.miou(), rel=1e-12)
+    assert standard_error(np.array([1.0, 2.0, 3.0, np.nan])) == pytest.approx(1.0)
+
+
+def test_bootstrap_se_shrinks_with_more_images():
+    rng = np.random.default_rng(15)
+    small, large = rng.normal(size=50), rng.normal(size=800)
+    se_small = standard_error(mean_replicates(small, bootstrap_indices(50, 400)))
+    se_large = standard_error(mean_replicates(large, bootstrap_indices(800, 400)))
+    assert se_small == pytest.approx(1 / math.sqrt(50), rel=0.25)
+    assert se_large == pytest.approx(1 / math.sqrt(800), rel=0.25)
+
+
+def test_image_metrics_keep_per_image_values():
+    pred, target, hole = _image_pair(offset=0.2)
+    metrics = ImageMetrics()
+    metrics.update(pred, target, hole)
+    metrics.update(target, target, torch.zeros_like(hole))
+    values = metrics.per_image()
+    assert values["psnr_hole"][:2] == pytest.approx([20.0, 20.0]) and np.isnan(values["psnr_hole"][2:]).all()
+    assert np.nanmean(values["hole_l1"]) == pytest.approx(metrics.compute()["hole_l1"])

@@ -12,19 +12,20 @@ from fashion_edit import registry
 from fashion_edit.editor import Editor
 from fashion_edit.editor_model import (RegisterPaths, example_batch, gate_and_promote, load_registered_model,
                                        register_candidates, register_models)
+from fashion_edit.headline import EVALUATE_DETAIL, HEADLINE_METRICS, REGISTER_REPORT
 from fashion_edit.networks import parser_input
 from stages import register as register_stage
-from tests.conftest import tiny_params
+from tests.conftest import DVC_METRICS_WIDTH, tiny_params
 from tests.test_evaluate import write_random_artifacts
+from tests.test_registry import evaluation
 
-METRICS = {"fid": 100.0, "parser_miou": 0.5, "parser_miou_hole": 0.3, "hole_l1": 0.1,
+METRICS = {**evaluation(fid=100.0, parser_miou=0.5), "parser_miou_hole": 0.3, "hole_l1": 0.1,
            "baselines": {"telea": {"fid": 120.0}}}
 
 
 def register_paths(root: Path) -> RegisterPaths:
-    return RegisterPaths(artifacts=root / "artifacts", evaluation=root / "reports/metrics/evaluate.json",
-                         bundle=root / "artifacts/editor", report=root / "reports/metrics/register.json",
-                         repo_root=root)
+    return RegisterPaths(artifacts=root / "artifacts", evaluation=root / EVALUATE_DETAIL,
+                         bundle=root / "artifacts/editor", report=root / REGISTER_REPORT, repo_root=root)
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +64,8 @@ def test_versions_carry_metrics_and_pipeline_identity(registered):
     _, _, _, client = registered
     tags = client.get_model_version("editor", "1").tags
     assert float(tags["metric.fid"]) == 100.0 and float(tags["metric.parser_miou"]) == 0.5
+    for key in HEADLINE_METRICS:  # each headline metric and its standard error: what the gate compares
+        assert float(tags[f"metric.{key}_se"]) == METRICS[f"{key}_se"]
     assert "metric.baselines" not in " ".join(tags)  # only the model's own numbers are gate material
     for key in ("git.commit", "dvc.lock_md5", "dvc.params_md5", "pipeline.run"):
         assert key in tags
@@ -84,29 +87,33 @@ def test_registered_models_load_and_predict(registered):
 def test_worse_candidate_stays_challenger_and_better_one_is_promoted(registered):
     paths, report, params, client = registered
     identity = registry.pipeline_identity(params, paths.repo_root)
-    worse = register_candidates(client, logged_models(report), {"fid": 150.0, "parser_miou": 0.6}, identity)
-    decision = gate_and_promote(client, worse, {"fid": 150.0, "parser_miou": 0.6}, params)
-    assert not decision.promote and "FID is worse" in decision.reason
+    worse_metrics = evaluation(fid=150.0, parser_miou=0.6)
+    worse = register_candidates(client, logged_models(report), worse_metrics, identity)
+    decision = gate_and_promote(client, worse, worse_metrics, params)
+    assert not decision.promote and "fid worse" in decision.reason
     for name in registry.MODEL_NAMES:
         assert aliases(client, name) == {"candidate": worse[name], "champion": "1"}
 
-    better = register_candidates(client, logged_models(report), {"fid": 90.0, "parser_miou": 0.5}, identity)
-    decision = gate_and_promote(client, better, {"fid": 90.0, "parser_miou": 0.5}, params)
+    better_metrics = evaluation(fid=90.0, parser_miou=0.5)
+    better = register_candidates(client, logged_models(report), better_metrics, identity)
+    decision = gate_and_promote(client, better, better_metrics, params)
     assert decision.promote
     for name in registry.MODEL_NAMES:
         assert aliases(client, name) == {"candidate": better[name], "champion": better[name]}
     assert client.get_model_version("editor", better["editor"]).tags["champion.previous_version"] == "1"
 
 
-def test_lower_parser_miou_is_not_promoted_within_fid_tolerance(registered):
+def test_a_gain_within_noise_is_not_promoted_unless_noise_z_allows_it(registered):
     paths, report, params, client = registered
-    lenient = params.model_copy(update={"registry": params.registry.model_copy(update={"fid_tolerance": 1000.0})})
     champion_before = aliases(client, "editor")["champion"]
-    versions = register_candidates(client, {"editor": logged_models(report)["editor"]},
-                                   {"fid": 500.0, "parser_miou": 0.1}, {})
-    decision = gate_and_promote(client, versions, {"fid": 500.0, "parser_miou": 0.1}, lenient)
-    assert not decision.promote and "parser mIoU is lower" in decision.reason
+    gain = registry.champion_metrics(client)["fid"] - 3.0  # 1.3 sigma of sqrt(1.6² + 1.6²)
+    candidate = evaluation(fid=gain, parser_miou=0.5)
+    versions = register_candidates(client, {"editor": logged_models(report)["editor"]}, candidate, {})
+    decision = gate_and_promote(client, versions, candidate, params)
+    assert not decision.promote and "no headline metric better" in decision.reason
     assert aliases(client, "editor")["champion"] == champion_before
+    lenient = params.model_copy(update={"registry": params.registry.model_copy(update={"noise_z": 1.0})})
+    assert gate_and_promote(client, versions, candidate, lenient).promote
 
 
 def test_register_stage_reports_missing_evaluation(tmp_path: Path, capsys):
@@ -114,7 +121,7 @@ def test_register_stage_reports_missing_evaluation(tmp_path: Path, capsys):
     params_file.write_text((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     assert register_stage.main(["--params", str(params_file)]) == 1
     err = capsys.readouterr().err
-    assert "evaluate.json" in err and "dvc repro evaluate" in err
+    assert str(EVALUATE_DETAIL) in err and "dvc repro evaluate" in err
     assert not (tmp_path / "mlflow.db").exists()  # failed before touching the registry
 
 
@@ -132,10 +139,17 @@ def test_dvc_stages_evaluate_register_and_the_edit_command(tiny_repo: Path, tmp_
         run_in(tiny_repo, "dvc", "repro", "--single-item", stage)
     shown = json.loads(run_in(tiny_repo, "dvc", "metrics", "show", "--json").stdout)
     metrics = next(iter(shown.values()))["data"]
-    evaluation = metrics["reports/metrics/evaluate.json"]["data"]
-    assert {"fid", "parser_miou", "seg_consistency_miou", "st_lpips"} <= set(evaluation)
-    assert set(evaluation["baselines"]) == {"telea", "mean_fill"}
-    assert metrics["reports/metrics/register.json"]["data"]["promoted"] is True
+    # the declared metrics are the headline files alone: one row per method, the same short keys
+    # (the ablation report's folder is declared too, but not made by these stages)
+    loaded = {path for path, result in metrics.items() if "data" in result}
+    assert loaded == {f"reports/metrics/evaluate/{method}.json" for method in ("model", "telea", "mean_fill")}
+    assert list(metrics["reports/metrics/evaluate/model.json"]["data"]) == list(HEADLINE_METRICS)
+    assert set(metrics["reports/metrics/evaluate/telea.json"]["data"]) == set(HEADLINE_METRICS) - {"parser_miou"}
+    table = run_in(tiny_repo, "dvc", "metrics", "show").stdout
+    assert "psnr_hole" in table and max(map(len, table.splitlines())) <= DVC_METRICS_WIDTH, table
+    detail = json.loads((tiny_repo / EVALUATE_DETAIL).read_text())
+    assert {"fid_se", "seg_consistency_miou", "baselines"} <= set(detail)
+    assert json.loads((tiny_repo / REGISTER_REPORT).read_text())["promoted"] is True
 
     image = tmp_path / "in.png"
     cv2.imwrite(str(image), np.full((96, 64, 3), 90, np.uint8))
@@ -146,4 +160,4 @@ def test_dvc_stages_evaluate_register_and_the_edit_command(tiny_repo: Path, tmp_
 
     rerun = run_in(tiny_repo, "dvc", "repro", "--single-item", "register")
     assert "didn't change" in rerun.stdout
-    assert json.loads((tiny_repo / "reports/metrics/register.json").read_text())["versions"]["editor"] == "1"
+    assert json.loads((tiny_repo / REGISTER_REPORT).read_text())["versions"]["editor"] == "1"

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from fashion_edit.config import Params, RegisterParams
+from fashion_edit.headline import HEADLINE_METRICS, se_key
 from fashion_edit.registry import (
     CANDIDATE,
     CHAMPION,
@@ -21,6 +22,14 @@ from fashion_edit.registry import (
 )
 
 GATES = RegisterParams()
+# a plausible evaluation of 120 test images: headline metrics and their bootstrap SEs
+EVALUATION = {"fid": 110.342, "fid_se": 1.6, "kid": 0.0096, "kid_se": 0.0011, "st_lpips": 0.0626,
+              "st_lpips_se": 0.0021, "psnr_hole": 22.51, "psnr_hole_se": 0.31, "parser_miou": 0.7833,
+              "parser_miou_se": 0.0062}
+
+
+def evaluation(**changes: float) -> dict[str, float]:
+    return {**EVALUATION, **changes}
 IDENTITY = {"git.commit": "abc123", "git.dirty": "false", "dvc.lock_md5": "d41d8", "dvc.params_md5": "p1",
             "pipeline.run": "retrain-test"}
 
@@ -91,29 +100,30 @@ def test_missing_model_or_alias_is_none(client, experiment_id, name, tmp_path):
 
 
 def test_better_candidate_is_promoted_and_worse_one_is_not(client, experiment_id, name, tmp_path):
-    def register(fid: float, miou: float):
+    def register(**changes: float):
         return register_version(client, name, _runs_model(client, experiment_id, tmp_path),
-                                metrics={"fid": fid, "parser_miou": miou}, identity=IDENTITY)
+                                metrics=evaluation(**changes), identity=IDENTITY)
 
-    first = register(30.0, 0.50)
+    first = register()
     decision = promotion_decision(version_metrics(first), champion_metrics(client, name), GATES)
     assert decision.promote and "no champion" in decision.reason
     promote(client, name, first.version, decision.reason)
 
-    worse = register(35.0, 0.55)
+    worse = register(fid=120.0, parser_miou=0.80)  # mIoU better beyond noise, but FID worse beyond it
     decision = promotion_decision(version_metrics(worse), champion_metrics(client, name), GATES)
-    assert not decision.promote and "FID is worse" in decision.reason
+    assert not decision.promote and "fid worse" in decision.reason
     assert version_by_alias(client, name, CHAMPION).version == first.version
     assert version_by_alias(client, name, CANDIDATE).version == worse.version
 
-    better = register(25.0, 0.52)
+    better = register(fid=100.0)
     decision = promotion_decision(version_metrics(better), champion_metrics(client, name), GATES)
     assert decision.promote, decision.reason
     champion = promote(client, name, better.version, decision.reason)
     assert version_by_alias(client, name, CHAMPION).version == better.version
     assert champion.tags["champion.previous_version"] == str(first.version)
-    assert "passes both gates" in champion.tags["champion.reason"]
-    assert champion_metrics(client, name) == {"fid": 25.0, "parser_miou": 0.52}
+    assert "promoted: fid better" in champion.tags["champion.reason"]
+    assert champion_metrics(client, name) == evaluation(fid=100.0)
+    assert champion.tags["metric.fid_se"] == repr(EVALUATION["fid_se"])  # each SE is a tag of its own
 
 
 def test_pipeline_identity_names_commit_lock_and_run(tmp_path, monkeypatch):
@@ -126,24 +136,73 @@ def test_pipeline_identity_names_commit_lock_and_run(tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------- the gate
-@pytest.mark.parametrize(("candidate", "champion", "gates", "promote_it", "why"), [
-    ({"fid": 20, "parser_miou": 0.5}, None, GATES, True, "no champion"),
-    ({"fid": 19, "parser_miou": 0.5}, {"fid": 20, "parser_miou": 0.5}, GATES, True, "passes both"),
-    ({"fid": 21, "parser_miou": 0.6}, {"fid": 20, "parser_miou": 0.5}, GATES, False, "FID is worse"),
-    ({"fid": 19, "parser_miou": 0.4}, {"fid": 20, "parser_miou": 0.5}, GATES, False, "parser mIoU is lower"),
-    ({"fid": 21, "parser_miou": 0.4}, {"fid": 20, "parser_miou": 0.5}, GATES, False,
-     "FID is worse and parser mIoU is lower"),
-    ({"fid": 20.5, "parser_miou": 0.49}, {"fid": 20, "parser_miou": 0.5},
-     RegisterParams(fid_tolerance=1.0, miou_tolerance=0.02), True, "tolerance 1"),
-    ({"fid": math.nan, "parser_miou": 0.9}, {"fid": 20, "parser_miou": 0.5}, GATES, False, "non-finite"),
-    ({"fid": 1, "parser_miou": 0.9}, {"fid": 20}, GATES, False, "cannot be compared"),
+def test_the_issue_19_retrain_with_a_noise_level_fid_gain_is_not_promoted():
+    # FID lower by 0.009 with hole PSNR and ST-LPIPS worse and the parser unchanged: noise, not progress
+    champion = evaluation()
+    candidate = evaluation(fid=110.333, psnr_hole=22.21, st_lpips=0.0651, kid=0.0099)
+    decision = promotion_decision(candidate, champion, GATES)
+    assert not decision.promote
+    assert "no headline metric better than the champion's by more than z·σ" in decision.reason
+    assert "fid 110.3330 vs 110.3420 (Δ -0.0090" in decision.reason  # both values at the deciding precision
+    assert [c.key for c in decision.comparisons] == list(HEADLINE_METRICS)
+    for key in HEADLINE_METRICS:  # every headline metric, with its gap and z·σ
+        assert f"{key} " in decision.reason
+    fid = decision.comparisons[0]
+    assert fid.noise == pytest.approx(2.0 * math.hypot(1.6, 1.6)) and fid.verdict == "within noise"
+
+
+def test_clearly_better_candidate_is_promoted():
+    decision = promotion_decision(evaluation(fid=100.0, psnr_hole=23.8, st_lpips=0.055), evaluation(), GATES)
+    assert decision.promote, decision.reason
+    assert decision.reason.startswith("promoted: fid, st_lpips, psnr_hole better by more than z·σ")
+    assert {c.key: c.verdict for c in decision.comparisons} == {
+        "fid": "better", "kid": "within noise", "st_lpips": "better", "psnr_hole": "better",
+        "parser_miou": "within noise"}
+
+
+def test_clearly_worse_candidate_is_not_promoted():
+    decision = promotion_decision(evaluation(fid=125.0, kid=0.02, psnr_hole=20.0), evaluation(), GATES)
+    assert not decision.promote
+    assert decision.reason.startswith("kept as challenger: fid, kid, psnr_hole worse")
+
+
+def test_one_metric_worse_beyond_noise_blocks_the_others_gains():
+    decision = promotion_decision(evaluation(fid=100.0, parser_miou=0.70), evaluation(), GATES)
+    assert not decision.promote and "parser_miou worse" in decision.rule
+
+
+def test_noise_z_sets_how_large_a_gap_must_be():
+    candidate = evaluation(fid=105.0)  # 5.3 below: 2.3 sigma of sqrt(1.6² + 1.6²)
+    assert promotion_decision(candidate, evaluation(), RegisterParams(noise_z=2.0)).promote
+    assert not promotion_decision(candidate, evaluation(), RegisterParams(noise_z=3.0)).promote
+
+
+def test_champion_without_se_tags_borrows_the_candidates_and_says_so():
+    old_champion = {key: value for key, value in evaluation().items() if not key.endswith("_se")}
+    decision = promotion_decision(evaluation(fid=100.0), old_champion, GATES)
+    assert decision.promote
+    assert "champion has no SE tags for fid, kid, st_lpips, psnr_hole, parser_miou" in decision.reason
+    assert decision.comparisons[0].noise == pytest.approx(2.0 * math.hypot(1.6, 1.6))
+
+
+def test_kid_is_printed_with_enough_digits_to_tell_the_values_apart():
+    decision = promotion_decision(evaluation(kid=0.00961), evaluation(kid=0.00960), GATES)
+    assert "kid 0.009610 vs 0.009600 (Δ +0.000010" in decision.reason
+
+
+@pytest.mark.parametrize(("candidate", "champion", "promote_it", "why"), [
+    (evaluation(), None, True, "no champion"),
+    (evaluation(fid=math.nan), evaluation(), False, "non-finite fid=nan"),
+    (evaluation(), {"fid": 20.0}, False, "cannot be compared"),
+    ({k: v for k, v in evaluation().items() if k != se_key("kid")}, evaluation(), False,
+     "no standard errors ['kid_se']"),
 ])
-def test_promotion_decision(candidate, champion, gates, promote_it, why):
-    decision = promotion_decision(candidate, champion, gates)
+def test_promotion_decision_special_cases(candidate, champion, promote_it, why):
+    decision = promotion_decision(candidate, champion, GATES)
     assert decision.promote is promote_it
     assert why in decision.reason
 
 
 def test_candidate_without_gate_metrics_is_an_error():
-    with pytest.raises(RegistryError, match=r"lack \['parser_miou'\]"):
+    with pytest.raises(RegistryError, match=r"lack \['kid', 'st_lpips', 'psnr_hole', 'parser_miou'\]"):
         promotion_decision({"fid": 10.0}, None, GATES)

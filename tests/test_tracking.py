@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import http.server
+import re
 import socket
 import threading
 import time
@@ -13,7 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from fashion_edit.config import MlflowParams
 from fashion_edit.tracking import (ENV_PIPELINE_RUN, TAG_PARAMS_HASH, TAG_PIPELINE_RUN, TAG_STAGE, NullRun,
-                                   TrackingError, artifact_location, flatten_params, params_hash,
+                                   TrackingError, artifact_location, flatten_params, params_hash, pipeline_run_key,
                                    probe_tracking_server, resolve_tracking_uri, start_stage_run)
 from tests.conftest import tiny_params
 
@@ -114,6 +115,48 @@ def test_pipeline_run_env_var_starts_a_new_group(tmp_path, mlflow_uri, monkeypat
     tags = client.get_run(grouped.run_id).data.tags
     assert tags[TAG_PIPELINE_RUN] == "flow-run-42"
     assert tags["mlflow.parentRunId"] != client.get_run(default_run.run_id).data.tags["mlflow.parentRunId"]
+
+
+# A stand-in for `dvc repro`: a process named `dvc` that starts one child per "stage", each with
+# other params (like the ablation variants); every child prints its run-group id.
+_FAKE_DVC = '''import subprocess, sys
+STAGE = """
+import sys
+from fashion_edit.tracking import pipeline_run_key
+from tests.conftest import tiny_params
+print(pipeline_run_key(tiny_params({"train_inpainter": {"steps": int(sys.argv[1])}}), "0123456789abcdef"))
+"""
+for steps in ("3", "4"):
+    subprocess.run([sys.executable, "-c", STAGE, steps], check=True)
+'''
+
+
+def test_stages_of_one_dvc_invocation_share_one_group_whatever_their_params(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.delenv(ENV_PIPELINE_RUN, raising=False)
+    fake_dvc = tmp_path / "bin" / "dvc"
+    fake_dvc.parent.mkdir()
+    fake_dvc.write_text(_FAKE_DVC)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    invocations = [subprocess.run([sys.executable, str(fake_dvc)], capture_output=True, text=True, check=True,
+                                  env=env).stdout.split() for _ in range(2)]
+    assert [len(set(keys)) for keys in invocations] == [1, 1], invocations  # one group per invocation
+    assert invocations[0][0] != invocations[1][0] and invocations[0][0].startswith("dvc-")
+    # outside dvc (a stage started by hand) the group is the commit and params, as before
+    assert pipeline_run_key(tiny_params(), "0123456789abcdef").startswith("0123456789ab-")
+
+
+def test_parent_run_is_named_by_its_start_and_commit(tmp_path, mlflow_uri, monkeypatch):
+    monkeypatch.delenv(ENV_PIPELINE_RUN, raising=False)
+    run = start_stage_run(tiny_params({"mlflow": {"experiment": "naming"}}), "train_parser", ("train_parser",),
+                          tmp_path)
+    run.end()
+    client = MlflowClient(mlflow_uri)
+    parent = client.get_run(client.get_run(run.run_id).data.tags["mlflow.parentRunId"])
+    assert re.fullmatch(r"pipeline \d{4}-\d\d-\d\d \d\d:\d\d:\d\d @\S{1,8}", parent.info.run_name), parent.info.run_name
 
 
 def test_metrics_and_images_are_logged(tmp_path, mlflow_uri):

@@ -12,6 +12,7 @@ Conventions, fixed so numbers are comparable across stages and papers:
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torchmetrics.functional.image import structural_similarity_index_measure
 
@@ -72,34 +73,40 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 class ImageMetrics:
-    """Sum per-image metrics over batches; :meth:`compute` returns their means over images.
+    """Collect per-image metrics over batches; :meth:`compute` returns their means over images.
 
     Keys: ``hole_l1`` and ``psnr_hole`` (images with a non-empty hole only), ``psnr`` and ``ssim``
-    (whole images), plus the counts ``images`` and ``images_without_hole``.
+    (whole images), plus the counts ``images`` and ``images_without_hole``. :meth:`per_image` keeps
+    the values themselves (NaN where an image has no hole), for the bootstrap's standard errors.
     """
 
+    KEYS = ("hole_l1", "psnr_hole", "psnr", "ssim")
+
     def __init__(self) -> None:
-        self._sums = {"hole_l1": 0.0, "psnr_hole": 0.0, "psnr": 0.0, "ssim": 0.0}
-        self.images = 0
-        self.images_with_hole = 0
+        self._values: dict[str, list[torch.Tensor]] = {key: [] for key in self.KEYS}
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, hole: torch.Tensor) -> None:
         """Add a batch: pred/target (B,3,H,W) in [-1,1], hole (B,1,H,W) with 1 = hole."""
         pred, target, hole = pred.detach().cpu(), target.detach().cpu(), hole.detach().cpu()
-        l1 = hole_l1(pred, target, hole)
-        has_hole = ~torch.isnan(l1)
-        self._sums["hole_l1"] += float(l1[has_hole].sum())
-        self._sums["psnr_hole"] += float(psnr(pred, target, hole)[has_hole].sum())
-        self._sums["psnr"] += float(psnr(pred, target).sum())
-        self._sums["ssim"] += float(ssim(pred, target).sum())
-        self.images += pred.shape[0]
-        self.images_with_hole += int(has_hole.sum())
+        self._values["hole_l1"].append(hole_l1(pred, target, hole))  # NaN where the hole is empty
+        self._values["psnr_hole"].append(psnr(pred, target, hole))
+        self._values["psnr"].append(psnr(pred, target))
+        self._values["ssim"].append(ssim(pred, target).double())
+
+    def per_image(self) -> dict[str, np.ndarray]:
+        """Each metric's values in the order the images were added (float64; NaN: no hole)."""
+        return {key: torch.cat(values).numpy() if values else np.zeros(0) for key, values in self._values.items()}
+
+    @property
+    def images(self) -> int:
+        return sum(len(values) for values in self._values["psnr"])
 
     def compute(self) -> dict[str, float]:
         """Means over images; raises if nothing (or no image with a hole) was added."""
-        if self.images_with_hole == 0:
+        values = self.per_image()
+        with_hole = int(np.isfinite(values["hole_l1"]).sum())
+        if with_hole == 0:
             raise ValueError(f"no image with a non-empty hole among {self.images} images; "
                              "hole metrics are undefined")
-        means = {key: self._sums[key] / self.images for key in ("psnr", "ssim")}
-        means.update({key: self._sums[key] / self.images_with_hole for key in ("hole_l1", "psnr_hole")})
-        return {**means, "images": self.images, "images_without_hole": self.images - self.images_with_hole}
+        means = {key: float(np.nanmean(values[key])) for key in self.KEYS}
+        return {**means, "images": self.images, "images_without_hole": self.images - with_hole}

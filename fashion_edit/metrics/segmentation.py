@@ -74,6 +74,19 @@ class ConfusionMatrix:
                              "mIoU and pixel accuracy are undefined")
 
 
+def confusion_per_image(pred: torch.Tensor, target: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tensor:
+    """(B, C, C) counts ``[target, pred]`` of each image of (B, ...) label maps, for per-image resampling."""
+    if pred.shape != target.shape:
+        raise ValueError(f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
+    batch = pred.shape[0]
+    pred, target = pred.reshape(batch, -1).long().cpu(), target.reshape(batch, -1).long().cpu()
+    if pred.numel() and (min(pred.min(), target.min()) < 0 or max(pred.max(), target.max()) >= num_classes):
+        raise ValueError(f"label ids outside [0, {num_classes - 1}]")
+    image = torch.arange(batch).unsqueeze(1) * num_classes ** 2  # each image's own block of cells
+    cells = (image + target * num_classes + pred).reshape(-1)
+    return torch.bincount(cells, minlength=batch * num_classes ** 2).view(batch, num_classes, num_classes)
+
+
 def _flat_region(region_mask: torch.Tensor, numel: int) -> torch.Tensor:
     """Flatten a region mask to a boolean vector matching the flattened labels."""
     keep = region_mask.reshape(-1).cpu() != 0

@@ -11,7 +11,8 @@ Outputs (``<name>`` = parser | inpainter, ``<stage>`` = train_<name>):
 - ``artifacts/<name>/info.json``        steps, identity, params hash, MLflow run id, final losses;
 - ``reports/<stage>/losses.csv|.png``   training curves (DVC plots);
 - ``reports/<stage>/samples.png``       a sample grid on fixed validation edits;
-- ``reports/<stage>/metrics.json``      final losses (moving average) and throughput (DVC metrics).
+- ``reports/<stage>/metrics.json``      final losses (moving average) and throughput (a detail
+                                        file: DVC output, not a declared metric).
 """
 from __future__ import annotations
 
