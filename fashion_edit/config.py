@@ -218,6 +218,37 @@ class MlflowParams(Section):
     tracking_uri: str = Field("", description="Empty: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the repo.")
 
 
+# The shape of `ablations`, shown when it is written otherwise (DVC reads ``ablations.<name>`` too and
+# only says "Could not find 'key'").
+_EXAMPLE_VARIANT = "no_prefill: {inpainter: {prefill: false}}"
+ABLATIONS_EXAMPLE = f"ablations: {{full: {{}}, {_EXAMPLE_VARIANT}}}"
+
+
+def _found(value: Any) -> str:
+    """What a params value is, for messages: ``a list``, ``a str 'x'``."""
+    kind = {list: "a list", dict: "a mapping", type(None): "nothing (null)"}.get(type(value))
+    return kind or f"a {type(value).__name__} {value!r}"
+
+
+def _mapping_of_variants(value: Any, handler: Any) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping of variant name -> overrides mapping, found {_found(value)}; write "
+                         f"each variant as `name: {{section: {{key: value}}}}` without `- `, e.g. `{ABLATIONS_EXAMPLE}`")
+    return handler(value)
+
+
+def _overrides_mapping(value: Any, handler: Any) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected a mapping of overrides, found {_found(value)} "
+                         f"(e.g. `{_EXAMPLE_VARIANT}`; `{{}}` for none)")
+    return handler(value)
+
+
+# variant name -> overrides applied to params (validated on use by Params.variant)
+Ablations = Annotated[dict[str, Annotated[dict[str, Any], WrapValidator(_overrides_mapping)]],
+                      WrapValidator(_mapping_of_variants)]
+
+
 class AblationParams(Section):
     steps: int = Field(150, ge=1, description="Inpainter training steps per ablation variant.")
     seeds: int = Field(1, ge=1, le=10)
@@ -241,8 +272,7 @@ class Params(Section):
     registry: RegisterParams = RegisterParams()
     mlflow: MlflowParams = MlflowParams()
     ablation: AblationParams = AblationParams()
-    # variant name -> overrides applied to the inpainter section (validated on use)
-    ablations: dict[str, dict[str, Any]] = Field(default_factory=lambda: {"full": {}})
+    ablations: Ablations = Field(default_factory=lambda: {"full": {}})
 
     @model_validator(mode="after")
     def _known_variants(self) -> "Params":
@@ -279,6 +309,8 @@ def _describe(error: dict[str, Any]) -> str:
         message = "unknown key (check the spelling against params.yaml's documented sections)"
     elif error["type"] == "literal_error":
         message = f"invalid value {error.get('input')!r}; {error['msg']}"
+    elif error["type"] == "value_error":  # our own validators' messages, without pydantic's "Value error, "
+        message = str(error["ctx"]["error"])
     return f"{key}: {message}"
 
 
@@ -292,8 +324,22 @@ def _validate(raw: Any, origin: str) -> Params:
         raise ParamsError(f"{origin}: invalid params\n  {lines}") from None
 
 
+def missing_keys(raw: Any, model: type[BaseModel] = Params, prefix: str = "") -> list[str]:
+    """Dotted keys of ``model`` (sections recursively) that ``raw`` lacks. The models' defaults serve
+    code that builds params in memory; a params file must spell every value out, so that what runs
+    is what the file says (a deleted section would otherwise train with the code's numbers)."""
+    missing = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        if not isinstance(raw, dict) or name not in raw:
+            missing.append(key)
+        elif isinstance(field.annotation, type) and issubclass(field.annotation, Section):
+            missing += missing_keys(raw[name], field.annotation, f"{key}.")
+    return missing
+
+
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
-    """Read and validate ``params.yaml``; raise :class:`ParamsError` naming the bad key."""
+    """Read and validate ``params.yaml``; raise :class:`ParamsError` naming the bad or missing key."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: params file not found (run from the repository root or pass --params)")
@@ -301,4 +347,10 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from None
-    return _validate(raw or {}, str(path))
+    params = _validate(raw or {}, str(path))  # wrong shapes and unknown keys first: their messages are precise
+    absent = missing_keys(raw)
+    if absent:
+        raise ParamsError(f"{path}: missing {', '.join(absent)}; every value must be in the file (the code's "
+                          "defaults may differ): copy them from the repository's params.yaml (`git show "
+                          "HEAD:params.yaml`)")
+    return params

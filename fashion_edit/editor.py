@@ -11,7 +11,9 @@ and the evaluation's two-stage pass:
 4. the rendered region is scaled back to the input size and composited into the input: pixels
    outside the hole are the input's, bit for bit.
 
-Input conventions (arrays are RGB; files are read with OpenCV, any format it reads):
+Input conventions (arrays are RGB; files are read with OpenCV, any format it reads). Each input is a
+numpy array, nested lists of the same values (what a JSON request decodes to), an image file path, or
+base64 text of an image file (optionally a ``data:image/png;base64,`` URI; for REST requests):
 - image: H x W x 3 uint8 (a grey H x W image is repeated to RGB, an alpha channel is dropped);
 - mask, sketch: H x W (or H x W x C, channel maximum) uint8 or bool; a pixel is *on* (hole / line)
   when it is >= 128, or > 0 for arrays holding only 0 and 1. Sketch lines are light on dark;
@@ -24,7 +26,10 @@ and ``segmenter.pt``, ``parser.pt``, ``inpainter.pt`` state dicts (``torch.load(
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -47,7 +52,12 @@ WEIGHT_FILES = {"segmenter": "segmenter.pt", "parser": "parser.pt", "inpainter":
 TRAINED_WEIGHTS = {"parser": "parser/generator.pt", "inpainter": "inpainter/generator.pt",
                    "segmenter": f"segmenter/{SEGMENTER_WEIGHTS}"}  # under the pipeline's artifacts/
 MIN_SIDE = 8
-PictureSource = str | Path | np.ndarray
+PictureSource = str | Path | np.ndarray | list
+ACCEPTED_INPUTS = ("an image array (H x W or H x W x 3/4, values 0-255), nested lists of the same, "
+                   "an image file path or base64-encoded PNG/JPEG text")
+# base64 text: an optional data URI prefix, then the base64 alphabet (line breaks allowed)
+_BASE64_IMAGE = re.compile(r"(?P<uri>data:image/[\w.+-]+;base64,)?(?P<body>[A-Za-z0-9+/\s]+={0,2})", re.IGNORECASE)
+_MIN_BASE64_IMAGE = 64  # shorter text cannot hold an image file; treated as a path
 
 
 class EditInputError(ValueError):
@@ -62,18 +72,14 @@ class EditorModelError(RuntimeError):
 def read_picture(source: PictureSource, name: str) -> np.ndarray:
     """An input as a uint8 array (H, W) or (H, W, C) RGB(A); EditInputError naming ``name`` if unusable."""
     if isinstance(source, np.ndarray):
-        picture = source
-        where = f"{name} array"
+        picture, where = source, f"{name} array"
+    elif isinstance(source, (list, tuple)):
+        where = f"{name} (nested lists)"
+        picture = _from_lists(source, where)
+    elif isinstance(source, (str, Path)):
+        picture, where = _read_text(source, name)
     else:
-        path = Path(source)
-        where = f"{name} {path}"
-        if not path.is_file():
-            raise EditInputError(f"{where}: file not found")
-        picture = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if picture is None:
-            raise EditInputError(f"{where}: not an image file OpenCV can decode (use PNG or JPEG)")
-        if picture.ndim == 3:
-            picture = cv2.cvtColor(picture, cv2.COLOR_BGRA2RGBA if picture.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+        raise EditInputError(f"{name}: got {type(source).__name__}; accepted: {ACCEPTED_INPUTS}")
     if picture.dtype != np.uint8:
         picture = _as_uint8(picture, where)
     if picture.ndim not in (2, 3) or (picture.ndim == 3 and picture.shape[2] not in (1, 3, 4)):
@@ -81,6 +87,60 @@ def read_picture(source: PictureSource, name: str) -> np.ndarray:
     if min(picture.shape[:2]) < MIN_SIDE:
         raise EditInputError(f"{where}: {picture.shape[1]}x{picture.shape[0]} pixels is too small "
                              f"(at least {MIN_SIDE} on each side)")
+    return picture
+
+
+def _from_lists(rows: list | tuple, where: str) -> np.ndarray:
+    """Nested lists (a JSON array of rows) as an array; the checks of the array path follow."""
+    try:
+        return np.asarray(rows)
+    except ValueError:  # numpy refuses ragged nesting
+        raise EditInputError(f"{where}: rows of unequal length; expected H rows of W pixels, each pixel "
+                             "a 0-255 value or a list of 3 or 4 channel values") from None
+
+
+def _read_text(source: str | Path, name: str) -> tuple[np.ndarray, str]:
+    """A path to an image file or base64 text of one (an existing file wins); (picture, where)."""
+    if _is_file(source):
+        where = f"{name} {source}"
+        failure = f"{where}: not an image file OpenCV can decode (use PNG or JPEG)"
+        return _decoded(cv2.imread(str(source), cv2.IMREAD_UNCHANGED), failure), where
+    where = f"{name} (base64 text)"
+    encoded = _base64_bytes(source, where) if isinstance(source, str) else None
+    if encoded is None:
+        raise EditInputError(f"{name} {_shortened(str(source))}: file not found (nor base64 text of an image)")
+    decoded = cv2.imdecode(np.frombuffer(encoded, np.uint8), cv2.IMREAD_UNCHANGED)
+    return _decoded(decoded, f"{where}: not an image OpenCV can decode (send PNG or JPEG bytes)"), where
+
+
+def _is_file(source: str | Path) -> bool:
+    try:
+        return Path(source).is_file()
+    except (OSError, ValueError):  # base64 text longer than a file name may be, a NUL byte
+        return False
+
+
+def _base64_bytes(text: str, where: str) -> bytes | None:
+    """The bytes base64 ``text`` encodes; None for text that is not meant as base64 (a path)."""
+    match = _BASE64_IMAGE.fullmatch(text.strip())
+    if match is None or (not match["uri"] and len(match["body"]) < _MIN_BASE64_IMAGE):
+        return None
+    try:
+        return base64.b64decode(match["body"])
+    except binascii.Error as exc:  # wrong padding or length
+        raise EditInputError(f"{where}: not valid base64 ({exc})") from None
+
+
+def _shortened(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else f"{text[:limit // 2]}... ({len(text)} characters)"
+
+
+def _decoded(picture: np.ndarray | None, failure: str) -> np.ndarray:
+    """What OpenCV decoded (BGR(A)) as RGB(A); EditInputError ``failure`` if it decoded nothing."""
+    if picture is None:
+        raise EditInputError(failure)
+    if picture.ndim == 3:
+        picture = cv2.cvtColor(picture, cv2.COLOR_BGRA2RGBA if picture.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     return picture
 
 

@@ -7,9 +7,12 @@
     edits = model.predict(pandas.DataFrame({"image": [...], "mask": [...]}))            # list of arrays
 
 Input: one edit as a mapping with ``image`` and ``mask`` and optionally ``sketch`` and ``colour``
-(each a numpy array or an image file path; conventions in ``fashion_edit.editor``), or a list of
-such mappings / a DataFrame with those columns (missing optional cells: None or NaN). Output: the
-edited image, or a list of them. Param ``seed`` (default 0) fixes the noise inside the hole.
+(each a numpy array, nested lists of pixel values, an image file path or base64-encoded PNG/JPEG
+text; conventions in ``fashion_edit.editor``), or a list of such mappings / a DataFrame with those
+columns (missing optional cells: None or NaN). Output: the edited image, or a list of them. Param
+``seed`` (default 0) fixes the noise inside the hole. A JSON request to ``mlflow models serve``:
+``{"inputs": {"image": "<base64 PNG>", "mask": "<base64 PNG>"}, "params": {"seed": 3}}``, or
+``{"dataframe_records": [{"image": [[[r, g, b], ...], ...], "mask": [[0, 255, ...], ...]}]}``.
 
 The model folder holds the editor bundle (weights + architectures) as the artifact ``editor`` and
 this project's ``fashion_edit`` and ``models`` packages as code, so it loads wherever its pinned
@@ -85,15 +88,22 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def _unwrapped(value: Any) -> Any:
+    """The value inside a 0-d array: `mlflow models serve` turns each value of an ``inputs`` request into
+    an array, so a base64 string or a null arrives as one."""
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
 def edit_request(row: Mapping[str, Any]) -> dict[str, Any]:
     """Check one request's keys; optional inputs that are None/NaN become None."""
     unknown = set(row) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS)
     if unknown:
         raise EditInputError(f"unknown input(s) {sorted(unknown)}; an edit takes {REQUIRED_KEYS + OPTIONAL_KEYS}")
-    absent = [key for key in REQUIRED_KEYS if _missing(row.get(key))]
+    values = {key: _unwrapped(row.get(key)) for key in REQUIRED_KEYS + OPTIONAL_KEYS}
+    absent = [key for key in REQUIRED_KEYS if _missing(values[key])]
     if absent:
         raise EditInputError(f"an edit needs {list(REQUIRED_KEYS)}; missing {absent}")
-    return {key: None if _missing(row.get(key)) else row[key] for key in REQUIRED_KEYS + OPTIONAL_KEYS}
+    return {key: None if _missing(value) else value for key, value in values.items()}
 
 
 class EditorModel(mlflow.pyfunc.PythonModel):

@@ -24,14 +24,17 @@ import hashlib
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, MutableMapping, Sequence
 
 import numpy as np
 
@@ -45,6 +48,12 @@ TAG_STAGE = "dvc.stage"
 TAG_PARAMS_HASH = "params_hash"
 TAG_GIT_COMMIT = "git_commit"
 PROBE_TIMEOUT_S = 5.0
+API_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"  # a cheap read every tracking server serves
+# MLflow's client retries a failing request 7 times, backoff factor 2 (~4 min 14 s before a stage sees a
+# 503). Stage runs use these instead, unless the environment sets them: ~6 s of retries (0, 2, 4 s), which
+# still rides out a server restart; 30 s per request instead of 120.
+CLIENT_RETRY_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 _MAX_PARAMS_PER_BATCH = 100  # MLflow's limit for one log_batch call
 _MAX_PARAM_VALUE = 6000
 
@@ -59,6 +68,11 @@ def resolve_tracking_uri(p: MlflowParams, repo_root: Path) -> str:
         return p.tracking_uri
     if os.environ.get(ENV_TRACKING_URI):
         return os.environ[ENV_TRACKING_URI]
+    return checkout_store_uri(repo_root)
+
+
+def checkout_store_uri(repo_root: Path) -> str:
+    """The default store: a SQLite file in the checkout (git-ignored)."""
     return f"sqlite:///{(repo_root / 'mlflow.db').resolve()}"
 
 
@@ -67,21 +81,47 @@ def artifact_location(repo_root: Path) -> str:
 
 
 def probe_tracking_server(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
-    """Fail fast (before any training) if an http(s) tracking server does not answer."""
+    """Fail fast (before any training) if an http(s) tracking server does not answer, or answers but its
+    API fails (5xx).
+
+    One attempt per URL, no retries. A 4xx from the API counts as reachable: the probe sends no
+    credentials (401/403 behind auth) and a proxy may map paths (404); the client, which sends the
+    user's credentials, reports those itself.
+    """
     if not uri.startswith(("http://", "https://")):
         return
-    url = uri.rstrip("/") + "/health"
+    base = uri.rstrip("/")
+    _http_status(base + "/health", uri, timeout)  # any answer, even an error status: reachable
+    api = base + API_PROBE
+    status = _http_status(api, uri, timeout)
+    if status >= 500:
+        raise TrackingError(
+            f"MLflow tracking server {uri} answers but its API fails: HTTP {status} from {api}. Check the server's "
+            f"log and its backend store (database, disk) and restart it, or point params mlflow.tracking_uri / "
+            f"${ENV_TRACKING_URI} elsewhere (both empty: a local SQLite file in the repository).")
+
+
+def _http_status(url: str, uri: str, timeout: float) -> int:
+    """The HTTP status of one GET of ``url``; TrackingError if the server at ``uri`` does not answer."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout):
-            return
-    except urllib.error.HTTPError:
-        return  # the server answered (e.g. 401/404 behind a proxy): reachable
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise TrackingError(
             f"MLflow tracking server {uri} is unreachable ({reason}; probed {url} with a {timeout:g} s timeout). "
             f"Start the server, or point params mlflow.tracking_uri / ${ENV_TRACKING_URI} elsewhere "
             f"(both empty: a local SQLite file in the repository).") from None
+
+
+def limit_client_retries(environ: MutableMapping[str, str] = os.environ) -> dict[str, str]:
+    """Set :data:`CLIENT_RETRY_ENV` where ``environ`` has no value of its own (MLflow reads them at each
+    request, and subprocesses inherit them); returns what was set."""
+    added = {name: value for name, value in CLIENT_RETRY_ENV.items() if name not in environ}
+    environ.update(added)
+    return added
 
 
 # ----------------------------------------------------------------------------- params and tags
@@ -121,6 +161,12 @@ def git_commit(repo_root: Path) -> str:
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9._:@/+-]{1,250}$")  # goes into an MLflow filter string
 
 
+def _proc_stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat after "pid (comm)": [state, ppid, ...]; index 19 is the start time in ticks.
+    OSError when the process is gone or there is no /proc."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
 def _proc_argv(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
 
@@ -140,8 +186,7 @@ def dvc_invocation(max_depth: int = 8) -> str | None:
         for _ in range(max_depth):
             if pid <= 1:
                 return None
-            # after "pid (comm)" the fields are: state ppid ... (starttime is field 22 of the whole line)
-            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            fields = _proc_stat(pid)
             if _is_dvc(_proc_argv(pid)):
                 return f"dvc-{boot}-{pid}-{fields[19]}"
             pid = int(fields[1])
@@ -222,7 +267,22 @@ def _experiment_id(client: Any, name: str, repo_root: Path, uri: str) -> str:
     if experiment.lifecycle_stage != "active":
         raise TrackingError(f"MLflow experiment {name!r} is deleted in {uri}: restore it "
                             f"(`mlflow experiments restore`) or set params mlflow.experiment to another name")
+    _check_artifact_location(experiment, repo_root, uri)
     return experiment.experiment_id
+
+
+def _check_artifact_location(experiment: Any, repo_root: Path, uri: str) -> None:
+    """A checkout copied or moved with its ``mlflow.db`` keeps the old absolute artifact location (MLflow
+    cannot change it), so ~60 MB per run would land in the original checkout, or fail if it is gone."""
+    here = artifact_location(repo_root)
+    stored = experiment.artifact_location
+    if uri != checkout_store_uri(repo_root) or not stored.startswith("file:") or stored == here:
+        return  # a tracking server, or another store the user chose: its locations are its own
+    raise TrackingError(
+        f"MLflow experiment {experiment.name!r} in {uri} keeps its artifacts at {stored}, not in this checkout "
+        f"({here}): the checkout was copied or moved with its mlflow.db. Keep the runs by working in the "
+        f"original checkout, or start a new experiment here (set params mlflow.experiment to a new name), or move "
+        f"{uri.removeprefix('sqlite:///')} away to start a fresh store")
 
 
 def parent_run_name(key: str, commit: str) -> str:
@@ -247,14 +307,67 @@ def _parent_run_id(client: Any, experiment_id: str, key: str, commit: str) -> st
     return run.info.run_id
 
 
+# ----------------------------------------------------------------------------- orphan runs
+TAG_OWNER = "fashion_edit.process"  # host:pid:start ticks of the process that opened the run
+
+
+def _process_start(pid: int) -> str | None:
+    """Start time (clock ticks since boot) of a live process; None if it is gone or unknown."""
+    try:
+        return _proc_stat(pid)[19]
+    except (OSError, IndexError):
+        return None
+
+
+def process_identity(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid) or '?'}"
+
+
+def owner_is_gone(owner: str) -> bool:
+    """True when ``owner`` (:func:`process_identity`) names a process of this host that no longer runs
+    (a pid reused by another process counts as gone); runs of other hosts are never judged."""
+    host, _, rest = owner.partition(":")
+    pid, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid.isdigit() or started == "?":
+        return False
+    return _process_start(int(pid)) != started
+
+
+def close_orphan_runs(client: Any, experiment_id: str, stage: str) -> list[str]:
+    """End as KILLED the RUNNING runs of ``stage`` whose process died without closing them (SIGKILL,
+    a crash before the first checkpoint); returns their ids."""
+    running = client.search_runs([experiment_id], filter_string=(
+        f"tags.`{TAG_STAGE}` = '{stage}' and attributes.status = 'RUNNING'"), max_results=100)
+    orphans = [r.info.run_id for r in running if owner_is_gone(r.data.tags.get(TAG_OWNER, ""))]
+    for run_id in orphans:
+        client.set_terminated(run_id, status="KILLED")
+    return orphans
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def end_runs_on_sigterm() -> None:
+    """Make SIGTERM (a timeout, a CI or Prefect cancellation, `kill`) unwind like Ctrl-C, so the open
+    run ends KILLED instead of staying RUNNING; only where nobody else handles SIGTERM."""
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
 def start_stage_run(params: Params, stage: str, sections: Sequence[str], repo_root: Path,
                     *, is_main: bool = True, extra_tags: Mapping[str, Any] | None = None) -> NullRun:
     """Probe the server, then (rank 0) open the stage's run under its pipeline run.
 
-    Every rank probes, so an unreachable server stops all processes before training.
+    Every rank probes, so an unreachable server stops all processes before training. Runs of the
+    same stage left RUNNING by a dead process are closed first; from here on SIGTERM ends the run
+    KILLED, as Ctrl-C does (every stage ends its run on KeyboardInterrupt).
     """
     uri = resolve_tracking_uri(params.mlflow, repo_root)
     probe_tracking_server(uri)
+    limit_client_retries()  # a failing server must not hold the stage for minutes of client retries
     if not is_main:
         return NullRun()
     from mlflow.tracking import MlflowClient
@@ -265,8 +378,9 @@ def start_stage_run(params: Params, stage: str, sections: Sequence[str], repo_ro
         commit = git_commit(repo_root)
         key = pipeline_run_key(params, commit)
         parent = _parent_run_id(client, experiment_id, key, commit)
+        close_orphan_runs(client, experiment_id, stage)
         tags = {
-            "mlflow.parentRunId": parent, TAG_PIPELINE_RUN: key, TAG_ROLE: "stage",
+            "mlflow.parentRunId": parent, TAG_PIPELINE_RUN: key, TAG_ROLE: "stage", TAG_OWNER: process_identity(),
             TAG_STAGE: stage, TAG_PARAMS_HASH: params_hash(params, sections),
             TAG_GIT_COMMIT: commit, "mlflow.source.git.commit": commit,
             "params_sections": ",".join(sections), **{k: str(v) for k, v in (extra_tags or {}).items()},
@@ -276,6 +390,7 @@ def start_stage_run(params: Params, stage: str, sections: Sequence[str], repo_ro
         raise
     except Exception as exc:  # a broken store is a setup problem, report it before training
         raise TrackingError(f"MLflow at {uri} cannot start a run ({type(exc).__name__}: {exc})") from exc
+    end_runs_on_sigterm()
     stage_run = StageRun(client, run.info.run_id, experiment_id)
     stage_run.log_params(flatten_params(params))
     return stage_run

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from fashion_edit.config import load_params
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 QUIET_ENV = {
     "DVC_NO_ANALYTICS": "1",
@@ -151,11 +153,13 @@ def make_fake_project(root: Path) -> Path:
     (root / "pipeline.py").write_text(FAKE_STAGE)
     (root / "ablate.py").write_text(FAKE_ABLATION)
     (root / "dvc.yaml").write_text(FAKE_DVC_YAML.format(python=sys.executable))
-    (root / "params.yaml").write_text(json.dumps({
-        "data": {"source": "synthetic"}, "train_parser": {"steps": 500}, "train_inpainter": {"steps": 100},
-        "registry": {"noise_z": 2.0},
-        "ablation": {"variants": ["full", "short"]},
-        "ablations": {"full": {}, "short": {"train_inpainter": {"steps": 50}}}}, indent=1))
+    params = load_params(REPO_ROOT / "params.yaml").model_dump(mode="json")  # a params file spells out every key
+    for section, values in {"data": {"source": "synthetic"}, "train_parser": {"steps": 500},
+                            "train_inpainter": {"steps": 100}, "registry": {"noise_z": 2.0},
+                            "ablation": {"variants": ["full", "short"]}}.items():
+        params[section].update(values)
+    params["ablations"] = {"full": {}, "short": {"train_inpainter": {"steps": 50}}}
+    (root / "params.yaml").write_text(json.dumps(params, indent=1))
     (root / ".gitignore").write_text("/model\n")
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "fake pipeline")

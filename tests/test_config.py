@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from fashion_edit.config import Params, ParamsError, load_params
 
@@ -82,3 +83,32 @@ def test_ablation_variant_applies_and_validates_overrides() -> None:
     assert isinstance(params.variant(name), Params)
     with pytest.raises(ParamsError, match="unknown variant"):
         params.variant("no-such-variant")
+
+
+def test_ablations_written_as_a_list_fails_naming_the_shape(tmp_path: Path) -> None:
+    raw = yaml.safe_load(REPO_PARAMS.read_text())
+    raw["ablations"] = [{name: overrides} for name, overrides in raw["ablations"].items()]  # `- name: {...}`
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(ParamsError) as error:
+        load_params(path)
+    message = str(error.value)
+    assert "ablations: expected a mapping of variant name -> overrides mapping, found a list" in message
+    assert "no_prefill: {inpainter: {prefill: false}}" in message  # an example of the right shape
+
+
+def test_ablation_variant_that_is_not_a_mapping_fails_naming_it(tmp_path: Path) -> None:
+    path = _edited(tmp_path, "  no_prefill: {inpainter: {prefill: false}}", "  no_prefill: inpainter.prefill=false")
+    with pytest.raises(ParamsError, match=r"ablations\.no_prefill: expected a mapping of overrides, found a str "
+                                          r"'inpainter\.prefill=false' \(e\.g\. "):
+        load_params(path)
+
+
+def test_a_missing_section_or_key_fails_instead_of_using_the_codes_defaults(tmp_path: Path) -> None:
+    data = yaml.safe_load(REPO_PARAMS.read_text())
+    del data["train_inpainter"]  # the code's defaults (300 steps, batch 8) are not the file's
+    del data["evaluate"]["bootstrap_resamples"]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ParamsError, match=r"missing train_inpainter, evaluate\.bootstrap_resamples; every value"):
+        load_params(path)

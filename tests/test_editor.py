@@ -1,6 +1,8 @@
 """The editor (one edit), its MLflow pyfunc and the `fashion-edit edit` command, on tiny random networks."""
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -135,6 +137,66 @@ def test_editor_pyfunc_round_trip_through_mlflow(editor: Editor, bundle: Path, t
     with pytest.raises(EditInputError, match="missing \\['mask'\\]"):
         model.predict({"image": image})
 
+
+
+@pytest.fixture(scope="module")
+def pyfunc(bundle: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The editor pyfunc as MLflow loads it (what `mlflow models serve` serves)."""
+    import mlflow.pyfunc
+
+    return mlflow.pyfunc.load_model(str(save_editor_model(bundle, tmp_path_factory.mktemp("pyfunc") / "editor")))
+
+
+def base64_png(picture: np.ndarray) -> str:
+    if picture.ndim == 3:
+        picture = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", picture)
+    assert ok
+    return base64.b64encode(encoded.tobytes()).decode()
+
+
+def serve(model, body: dict) -> tuple[int, dict]:
+    """One request as `mlflow models serve` handles it (its JSON decoding and parsing, then predict)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc.scoring_server import invocations
+
+    try:
+        response = invocations(json.dumps(body), "application/json", model, None)
+    except MlflowException as exc:
+        return exc.get_http_status_code(), {"message": exc.message, **exc.json_kwargs}
+    return response.status, json.loads(response.response)
+
+
+def test_pyfunc_accepts_nested_lists_as_a_json_request_decodes_to(editor: Editor, pyfunc):
+    image, mask = photo(), hole()
+    expected = editor.edit(image, mask, seed=5)
+    lists = {"image": image.tolist(), "mask": mask.tolist()}
+    assert np.array_equal(pyfunc.predict(lists, params={"seed": 5}), expected)
+    edits = pyfunc.predict(pd.DataFrame([{**lists, "sketch": None}]), params={"seed": 5})
+    assert len(edits) == 1 and np.array_equal(edits[0], expected)
+    status, answer = serve(pyfunc, {"dataframe_records": [lists], "params": {"seed": 5}})
+    assert status == 200 and np.array_equal(np.asarray(answer["predictions"][0], np.uint8), expected)
+
+
+def test_pyfunc_accepts_base64_png_strings(editor: Editor, pyfunc):
+    image, mask = photo(), hole()
+    expected = editor.edit(image, mask, seed=5)
+    encoded = {"image": base64_png(image), "mask": "data:image/png;base64," + base64_png(mask)}
+    assert np.array_equal(pyfunc.predict(encoded, params={"seed": 5}), expected)
+    status, answer = serve(pyfunc, {"inputs": {**encoded, "sketch": None}, "params": {"seed": 5}})
+    assert status == 200 and np.array_equal(np.asarray(answer["predictions"], np.uint8), expected)
+
+
+@pytest.mark.parametrize("mask, message", [
+    (7, r"mask: got int; accepted: an image array .*nested lists.*file path.*base64"),
+    ({"pixels": []}, r"mask: got dict; accepted"),
+    ([[0, 255], [255]], r"mask \(nested lists\): rows of unequal length"),
+    ([[300] * 70] * 90, r"mask \(nested lists\): pixels are int64 with values above 255"),
+    ("data:image/png;base64,bm90IGFuIGltYWdl", r"mask \(base64 text\): not an image OpenCV can decode"),
+])
+def test_pyfunc_names_the_input_and_what_it_accepts(pyfunc, mask, message):
+    with pytest.raises(EditInputError, match=message):
+        pyfunc.predict({"image": photo().tolist(), "mask": mask})
 
 # ----------------------------------------------------------------------------- command line
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Parser, inpainter (every variant), discriminators, and the builders / input assembly in fashion_edit.networks."""
 import pytest
 import torch
-import yaml
 
 from fashion_edit.config import InpainterNet, load_params
 from fashion_edit.networks import (build_inpainter, build_inpainter_discriminator, build_parser,
@@ -14,7 +13,7 @@ from models.inpainter import (IMAGE_ENCODERS, GatedConvEncoder, ParsingAwareInpa
                               PlainConvEncoder, compose)
 from models.layers import ANL, SPADEBlock, InstanceNormBlock, SelfAttention, has_spectral_norm
 from models.parser import FreeFormParser
-from tests.conftest import open_residual_heads
+from tests.conftest import open_residual_heads, tiny_params, write_params
 
 SIZES = [(128, 128), (256, 256), (512, 320)]
 VARIANTS = {
@@ -292,11 +291,11 @@ def test_parameter_table_lists_default_and_variants(capsys, tmp_path):
     assert names[0] == "default" and "no_attention" in names and "encoder=plain" in names
     assert "no_gan" not in names  # a loss-only ablation does not change the networks
     small = tmp_path / "params.yaml"  # same structure, narrow networks: the table logic, quickly
-    small.write_text(yaml.safe_dump({
+    write_params(small, tiny_params({
         "parser": {"base_channels": 4}, "inpainter": {"base_channels": 4, "d_channels": 4},
-        "ablations": {"one_stage": {"inpainter": {"use_parsing": False}}, "no_gan": {"inpainter_loss": {"gan": 0.0}}},
         "ablation": {"variants": ["one_stage"]},
-    }))
+    }).model_copy(update={"ablations": {"one_stage": {"inpainter": {"use_parsing": False}},
+                                        "no_gan": {"inpainter_loss": {"gan": 0.0}}}}))
     names = [name for name, _ in inpainter_variants(load_params(small))]
     main(["--params", str(small)])
     out = capsys.readouterr().out

@@ -333,14 +333,18 @@ def test_zero_byte_parsing_is_skipped(raw: Path, tmp_path: Path) -> None:
     assert report["skipped_files"][0]["file"].endswith("parsing/bad.png")
 
 
-def test_label_id_outside_the_label_map_is_skipped(raw: Path, tmp_path: Path) -> None:
-    ids = np.zeros((40, 40), np.uint8)
-    ids[5:10, 5:10] = 23
-    write_png(raw / "images" / "bad.png", np.zeros((40, 40, 3), np.uint8))
-    write_png(raw / "parsing" / "bad.png", ids)
-    report = _run_with_one_bad_item(raw, tmp_path)
-    assert report["skipped_by_reason"] == {"unknown label id": 1}
-    assert "[23]" in report["skipped_files"][0]["reason"]
+def test_ids_the_label_map_lacks_fail_naming_each_id_and_its_item_count(raw: Path, tmp_path: Path) -> None:
+    for k in range(3):  # a map missing a common class would drop every item showing it: a biased subset
+        ids = np.zeros((40, 40), np.uint8)
+        ids[5:10, 5:10] = 23
+        ids[20:25, 20:25] = 24 if k == 0 else 0
+        write_png(raw / "images" / f"bad{k}.png", np.zeros((40, 40, 3), np.uint8))
+        write_png(raw / "parsing" / f"bad{k}.png", ids)
+    with pytest.raises(PreprocessError, match=r"label map lacks .*id 23 in 3 items, id 24 in 1 item, of 15 items"):
+        run_preprocess(raw, tmp_path / "out")
+    report = _report(tmp_path)  # written first: the list of files is there
+    assert report["skipped_by_reason"] == {"unknown label id": 3}
+    assert not (tmp_path / "out" / "prepared").exists()
 
 
 def test_image_parsing_size_mismatch_is_skipped(raw: Path, tmp_path: Path) -> None:
@@ -376,7 +380,7 @@ def test_nothing_usable_fails_clearly_and_still_reports(tmp_path: Path) -> None:
 
 def test_empty_split_fails_naming_the_split_and_param(tmp_path: Path) -> None:
     raw = make_tree(tmp_path / "raw", count=4)
-    with pytest.raises(PreprocessError, match=r"split 'val' is empty.*preprocess\.split\.val"):
+    with pytest.raises(PreprocessError, match=r"split 'val' is empty.*skipped: none\).*preprocess\.split\.val"):
         run_preprocess(raw, tmp_path / "out", small_params(split=SplitParams(val=0.0, test=0.25)))
 
 

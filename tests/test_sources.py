@@ -20,7 +20,7 @@ from PIL import Image
 from fashion_edit.config import DataParams, MaskParams, PreprocessParams, SplitParams
 from fashion_edit.data.body_sides import assign_body_sides
 from fashion_edit.data.labels import LABEL_ID, LEFT_RIGHT_PAIRS, PALETTE
-from fashion_edit.data.preprocess import preprocess
+from fashion_edit.data.preprocess import PreprocessError, preprocess
 from fashion_edit.data.sources import SOURCES, DatasetError, SampleSkipped, build_source
 
 H, W = 220, 150
@@ -238,16 +238,16 @@ def test_viton_hd_official_split_with_val_carved_from_train(tmp_path: Path) -> N
     assert manifest["counts"] == {"train": 3, "val": 1, "test": 2}
 
 
-def test_viton_hd_unknown_palette_index_is_a_counted_skip(tmp_path: Path) -> None:
+def test_viton_hd_unknown_palette_index_fails_naming_it(tmp_path: Path) -> None:
     root = viton_tree(tmp_path / "viton", train=6)
     bad = root / "train" / "image-parse-v3" / "00001_00.png"
     labels = paint(CIHP_IDS)
     labels[0:5, 0:5] = 25  # not a CIHP class
     write_label_png(bad, labels, palette=True)
-    manifest, report = run_preprocess(source_for("viton_hd", root), tmp_path, PREP_SKIPS)
-    assert report["skipped_by_reason"] == {"unknown label id": 1}
+    with pytest.raises(PreprocessError, match=r"id 25 in 1 item, of 8 items"):
+        run_preprocess(source_for("viton_hd", root), tmp_path, PREP_SKIPS)
+    report = json.loads((tmp_path / "report.json").read_text())
     assert report["skipped_files"][0]["file"] == str(bad) and "[25]" in report["skipped_files"][0]["reason"]
-    assert sum(manifest["counts"].values()) == 7
 
 
 def test_viton_hd_keypoints_without_people_is_a_counted_skip(tmp_path: Path) -> None:
@@ -397,14 +397,24 @@ def test_inshop_without_parsing_dir_is_a_dataset_error(tmp_path: Path) -> None:
 REAL_SOURCES = ["deepfashion_mm", "deepfashion_inshop", "viton_hd", "lip", "cihp", "atr"]
 
 
-@pytest.mark.parametrize("name", REAL_SOURCES)
-def test_root_that_does_not_exist_is_a_dataset_error(tmp_path: Path, name: str) -> None:
+@pytest.mark.parametrize("name", ["folder", *REAL_SOURCES])
+def test_root_that_does_not_exist_says_so_up_front(tmp_path: Path, name: str) -> None:
     missing = tmp_path / "no-such-dataset"
-    with pytest.raises(DatasetError, match="no-such-dataset"):
+    with pytest.raises(DatasetError) as error:  # before any layout check ("no images/ folder", ...)
         source_for(name, missing, parsing_dir=str(tmp_path))
+    assert str(error.value).startswith(f"{missing} (data.root) does not exist: "), error.value
+    assert f"data.source={name}" in str(error.value)  # says how to set it
 
 
-@pytest.mark.parametrize("name", REAL_SOURCES)
+@pytest.mark.parametrize("name", ["folder", "lip"])
+def test_root_that_is_a_file_says_so(tmp_path: Path, name: str) -> None:
+    archive = tmp_path / "dataset.zip"
+    archive.write_bytes(b"PK")
+    with pytest.raises(DatasetError, match=r"dataset\.zip \(data\.root\) is not a folder: "):
+        source_for(name, archive)
+
+
+@pytest.mark.parametrize("name", ["folder", *REAL_SOURCES])
 def test_empty_root_param_says_how_to_set_it(name: str) -> None:
     with pytest.raises(DatasetError, match="data.root"):
         build_source(DataParams(source=name), Path("unused"))

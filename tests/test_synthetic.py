@@ -184,9 +184,10 @@ def test_majority_downsample_picks_the_label_covering_most_of_each_block():
 
 def test_stage_cli_writes_dataset(tmp_path, capsys):
     from stages.synthesize import main
+    from tests.conftest import tiny_params, write_params
 
     params = tmp_path / "params.yaml"
-    params.write_text("synthesize:\n  count: 4\n  height: 64\n  width: 48\n  contact_sheet: 2\n")
+    write_params(params, tiny_params({"synthesize": {"count": 4, "height": 64, "width": 48, "contact_sheet": 2}}))
     main(["--params", str(params), "--out", str(tmp_path / "raw"), "--sheet", str(tmp_path / "sheet.png")])
     assert "4 figures 64x48" in capsys.readouterr().out
     assert len(list((tmp_path / "raw" / "images").iterdir())) == 4 and (tmp_path / "sheet.png").is_file()

@@ -6,6 +6,8 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,10 +47,12 @@ def test_unreachable_server_fails_fast_with_clear_message():
     assert time.perf_counter() - started < 5
 
 
-def test_answering_server_passes_probe():
+@contextmanager
+def _local_server(api_status: int = 404) -> Iterator[str]:
+    """A local HTTP server answering /health with 200 and every other path with ``api_status``; its URI."""
     class Health(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - http.server's naming
-            self.send_response(200 if self.path == "/health" else 404)
+            self.send_response(200 if self.path == "/health" else api_status)
             self.end_headers()
             self.wfile.write(b"OK")
 
@@ -59,9 +63,53 @@ def test_answering_server_passes_probe():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        probe_tracking_server(f"http://127.0.0.1:{server.server_address[1]}", timeout=2.0)
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def client_retry_env(monkeypatch):
+    """The MLflow client's retry settings unset for the test, and restored after it (the probe sets them)."""
+    from fashion_edit.tracking import CLIENT_RETRY_ENV
+
+    for name in CLIENT_RETRY_ENV:
+        monkeypatch.setenv(name, "")  # records the original value, restored after the test
+        monkeypatch.delenv(name)
+    return CLIENT_RETRY_ENV
+
+
+def test_answering_server_passes_probe(client_retry_env):
+    with _local_server() as uri:  # the API answers 404, as behind a proxy that maps paths: reachable
+        probe_tracking_server(uri, timeout=2.0)
+
+
+def test_server_whose_api_fails_is_reported_within_seconds(client_retry_env):
+    with _local_server(api_status=503) as uri:
+        started = time.perf_counter()
+        with pytest.raises(TrackingError, match="HTTP 503") as error:
+            probe_tracking_server(uri, timeout=2.0)
+    assert time.perf_counter() - started < 5
+    assert uri in str(error.value) and "/api/2.0/mlflow/" in str(error.value)
+    assert "mlflow.tracking_uri" in str(error.value)  # says what to do
+
+
+def test_server_whose_api_wants_credentials_counts_as_reachable(client_retry_env):
+    with _local_server(api_status=401) as uri:  # the probe sends none; the client sends the user's
+        probe_tracking_server(uri, timeout=2.0)
+
+
+def test_stage_runs_keep_the_clients_retries_short_unless_set(client_retry_env, monkeypatch):
+    from mlflow.environment_variables import (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR, MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+                                              MLFLOW_HTTP_REQUEST_TIMEOUT)
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "90")  # the user's own value wins
+    with _local_server() as uri:
+        start_stage_run(tiny_params({"mlflow": {"tracking_uri": uri}}), "train_parser", ("train_parser",),
+                        Path("."), is_main=False)  # rank > 0: probes and sets the limits, opens no run
+    assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() <= 3 and MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get() <= 1
+    assert MLFLOW_HTTP_REQUEST_TIMEOUT.get() == 90
 
 
 def test_training_refuses_to_start_when_server_unreachable(tmp_path):
@@ -196,3 +244,71 @@ def test_unsafe_pipeline_run_id_is_rejected(tmp_path, mlflow_uri, monkeypatch):
     monkeypatch.setenv(ENV_PIPELINE_RUN, "it's")
     with pytest.raises(TrackingError, match=ENV_PIPELINE_RUN):
         start_stage_run(tiny_params(), "train_parser", ("train_parser",), tmp_path)
+
+
+# ------------------------------------------------------------------- runs left RUNNING
+_STAGE_LIKE = """
+import sys, time
+from pathlib import Path
+from fashion_edit.tracking import start_stage_run
+from tests.conftest import tiny_params
+run = start_stage_run(tiny_params({"mlflow": {"experiment": "orphans"}}), "train_parser", ("train_parser",),
+                      Path(sys.argv[1]))
+try:  # what every stage does around its work
+    print(run.run_id, flush=True)
+    time.sleep(120)
+except KeyboardInterrupt:
+    run.end("KILLED")
+    raise
+"""
+
+
+def _stage_process(tmp_path: Path, mlflow_uri: str):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    process = subprocess.Popen([sys.executable, "-c", _STAGE_LIKE, str(tmp_path)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    run_id = process.stdout.readline().strip()
+    assert run_id, process.communicate()[1][-3000:]  # the stage-like process failed to start its run
+    return process, run_id
+
+
+def test_sigterm_ends_the_stage_run_killed(tmp_path, mlflow_uri):
+    import signal
+
+    process, run_id = _stage_process(tmp_path, mlflow_uri)
+    process.send_signal(signal.SIGTERM)
+    stderr = process.communicate(timeout=30)[1]
+    assert process.returncode != 0
+    assert MlflowClient(mlflow_uri).get_run(run_id).info.status == "KILLED", stderr[-3000:]
+
+
+def test_a_run_whose_process_died_is_closed_when_its_stage_starts_again(tmp_path, mlflow_uri):
+    process, orphan = _stage_process(tmp_path, mlflow_uri)
+    process.kill()  # SIGKILL: no handler runs, the run stays RUNNING
+    process.wait(30)
+    client = MlflowClient(mlflow_uri)
+    assert client.get_run(orphan).info.status == "RUNNING"
+    params = tiny_params({"mlflow": {"experiment": "orphans"}})
+    alive = start_stage_run(params, "train_parser", ("train_parser",), tmp_path)  # this process: alive
+    again = start_stage_run(params, "train_parser", ("train_parser",), tmp_path)
+    assert client.get_run(orphan).info.status == "KILLED"
+    assert client.get_run(alive.run_id).info.status == "RUNNING", "a live process's run was closed"
+    alive.end(), again.end()
+
+
+def test_a_moved_checkout_with_its_store_is_told_where_its_artifacts_would_go(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    params = tiny_params({"mlflow": {"experiment": "moved", "tracking_uri": ""}})
+    original, moved = tmp_path / "original", tmp_path / "moved"
+    original.mkdir()
+    start_stage_run(params, "train_parser", ("train_parser",), original).end()
+    shutil.copytree(original, moved)  # `cp -r` of a checkout, mlflow.db included
+    with pytest.raises(TrackingError, match=r"keeps its artifacts at .*original.*mlflow.experiment"):
+        start_stage_run(params, "train_parser", ("train_parser",), moved)
+    start_stage_run(params, "train_parser", ("train_parser",), original).end()  # the original goes on

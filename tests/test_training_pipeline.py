@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from fashion_edit.training.checkpoints import read_checkpoint
@@ -91,3 +92,21 @@ def test_sigkilled_training_resumes_from_last_checkpoint_on_next_repro(tiny_repo
     killed_run = client.get_run(run.data.tags["resumed_from_run"])
     assert killed_run.info.status == "KILLED"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss_g/ce")] == list(range(1, steps + 1))
+
+
+@pytest.mark.slow
+def test_a_params_typo_stops_dvc_before_any_output_is_removed(tiny_repo):
+    run_in(tiny_repo, "dvc", "repro", "preprocess", env=repo_env(ENV))
+    report = tiny_repo / "reports" / "preprocess.json"
+    before = report.read_text()
+    good = (tiny_repo / "params.yaml").read_text()
+    typo = yaml.safe_load(good)
+    typo["preprocess"]["heigth"] = typo["preprocess"].pop("height")  # the stage that would run reads it
+    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(typo, sort_keys=False))
+    failed = run_in(tiny_repo, "dvc", "repro", "preprocess", env=repo_env(ENV), check=False)
+    assert failed.returncode != 0 and "heigth" in failed.stderr and "check_params" in failed.stdout
+    assert report.read_text() == before  # nothing was removed
+    assert (tiny_repo / "data" / "prepared").is_dir() and (tiny_repo / "data" / "raw").is_dir()
+    (tiny_repo / "params.yaml").write_text(good)
+    fixed = run_in(tiny_repo, "dvc", "repro", "preprocess", env=repo_env(ENV)).stdout
+    assert "Running stage 'preprocess'" not in fixed  # the check's output did not change: nothing reruns

@@ -36,7 +36,7 @@ from fashion_edit.config import DataParams, MaskParams, PreprocessParams, SplitP
 from fashion_edit.data.conditioning import segment_mean_colour, sketch_edges
 from fashion_edit.data.labels import NUM_CLASSES
 from fashion_edit.data.masks import colour_stroke_mask, hole_mask
-from fashion_edit.data.sources.base import LoadedSample, RawItem, SampleSkipped, Source
+from fashion_edit.data.sources.base import LoadedSample, RawItem, SampleSkipped, Source, UnknownLabelIds
 from fashion_edit.data.store import EVAL_SPLITS, MANIFEST, SPLITS, SplitWriter
 
 
@@ -320,6 +320,7 @@ def preprocess(
             report.kept_by_split[split] = writer.close()
         report.seconds = time.perf_counter() - started
         _write_json(report_path, report.to_dict())
+        _check_label_map(report)
         _check_usable(report, p)
     except BaseException:
         for writer in writers.values():
@@ -332,6 +333,20 @@ def preprocess(
     shutil.rmtree(out_dir, ignore_errors=True)
     partial.rename(out_dir)
     return manifest
+
+
+def _check_label_map(report: PreprocessReport) -> None:
+    """Ids the label map lacks would silently bias the data (every item showing one is dropped): fail,
+    naming each id and how many items carry it."""
+    items_by_id: Counter[int] = Counter()
+    for entry in report.skipped_files:
+        items_by_id.update(UnknownLabelIds.ids_in(entry["reason"]))
+    if items_by_id:
+        ids = ", ".join(f"id {i} in {n} item{'s' * (n != 1)}" for i, n in sorted(items_by_id.items()))
+        example = next(e["reason"] for e in report.skipped_files if UnknownLabelIds.ids_in(e["reason"]))
+        raise PreprocessError(f"the label map lacks parsing ids found in the data ({ids}, of {report.read} items; "
+                              f"e.g. {example}): add each id to the label map with its LIP-20 class "
+                              "(docs/datasets.md), or fix the files that carry it")
 
 
 def _check_usable(report: PreprocessReport, p: PreprocessParams) -> None:
@@ -347,7 +362,8 @@ def _check_usable(report: PreprocessReport, p: PreprocessParams) -> None:
                 "lower preprocess.split.val/test"
             )
             raise PreprocessError(
-                f"split {split!r} is empty ({kept} usable items of {report.read}); {fix} or add more data"
+                f"split {split!r} is empty ({kept} usable items of {report.read}; skipped: "
+                f"{report.to_dict()['skipped_by_reason'] or 'none'}); {fix} or add more data"
             )
 
 

@@ -2,7 +2,9 @@
 
 Each registered class implements :class:`~fashion_edit.data.sources.base.Source` and a
 classmethod ``from_params(data: DataParams, raw_dir: Path) -> Source`` that validates the
-params it needs (e.g. ``data.root``) and raises ``DatasetError`` with the fix when they are wrong.
+params it needs and raises ``DatasetError`` with the fix when they are wrong; a reader of a local
+copy checks ``data.root`` first with :func:`~fashion_edit.data.sources.base.dataset_root`, so a
+root that does not exist is reported as such before any layout check.
 """
 from __future__ import annotations
 

@@ -8,9 +8,26 @@ from pathlib import Path
 
 import numpy as np
 
+from fashion_edit.config import DataParams
+
 
 class DatasetError(RuntimeError):
     """The dataset as a whole cannot be read (missing root, split file, label map...)."""
+
+
+def dataset_root(data: DataParams) -> Path:
+    """``data.root`` as an existing folder, or DatasetError saying how to set it; every reader of a local
+    dataset calls this first, so a wrong root fails as such before any layout check."""
+    how = (f"set data.root to the folder holding your local copy of data.source={data.source} "
+           f"(e.g. `dvc exp run -S data.source={data.source} -S data.root=/path/to/dataset`)")
+    if not data.root:
+        raise DatasetError(f"data.root is empty: {how}")
+    root = Path(data.root).expanduser()
+    if not root.exists():
+        raise DatasetError(f"{root.absolute()} (data.root) does not exist: {how}")
+    if not root.is_dir():
+        raise DatasetError(f"{root.absolute()} (data.root) is not a folder: {how}; unpack archives first")
+    return root
 
 
 class SampleSkipped(Exception):
@@ -20,6 +37,24 @@ class SampleSkipped(Exception):
         super().__init__(f"{path}: {reason}")
         self.path = str(path)
         self.reason = reason
+
+
+class UnknownLabelIds(SampleSkipped):
+    """The item's parsing holds ids its label map lacks: an error of the map, so preprocess skips the
+    item while it counts, then fails listing every such id and how many items carry it."""
+
+    REASON = "unknown label id"
+
+    def __init__(self, path: Path | str, ids: list[int], label_map: Path | str) -> None:
+        super().__init__(path, f"{self.REASON}: ids {sorted(ids)} are not in label map {label_map}")
+
+    @classmethod
+    def ids_in(cls, reason: str) -> list[int]:
+        """The ids a reason written by this class names ([] for any other reason)."""
+        if not reason.startswith(cls.REASON):
+            return []
+        listed = reason.partition("[")[2].partition("]")[0]
+        return [int(i) for i in listed.split(",") if i.strip()]
 
 
 @dataclass(frozen=True)

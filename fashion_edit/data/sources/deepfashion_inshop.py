@@ -31,9 +31,9 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from fashion_edit.config import DataParams
-from fashion_edit.data.sources.base import DatasetError, LoadedSample, RawItem, Source
+from fashion_edit.data.sources.base import DatasetError, LoadedSample, RawItem, Source, dataset_root
 from fashion_edit.data.sources.folder import LabelMap
-from fashion_edit.data.sources.human_parsing import dataset_root, label_map_for, read_pair
+from fashion_edit.data.sources.human_parsing import label_map_for, read_pair
 
 PARTITION = Path("Eval") / "list_eval_partition.txt"
 HEADER = ["image_name", "item_id", "evaluation_status"]

@@ -29,9 +29,9 @@ import yaml
 from fashion_edit.config import DataParams
 from fashion_edit.data.body_sides import assign_body_sides
 from fashion_edit.data.labels import LABEL_ID, NUM_CLASSES
-from fashion_edit.data.sources.base import DatasetError, LoadedSample, RawItem, SampleSkipped, Source
+from fashion_edit.data.sources.base import DatasetError, LoadedSample, RawItem, SampleSkipped, Source, dataset_root
 from fashion_edit.data.sources.folder import load_label_map
-from fashion_edit.data.sources.human_parsing import dataset_root, label_map_path, read_pair
+from fashion_edit.data.sources.human_parsing import label_map_path, read_pair
 
 NUM_KEYPOINTS = 21
 SEGM_SUFFIX = "_segm.png"

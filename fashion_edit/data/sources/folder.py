@@ -34,7 +34,8 @@ from PIL import Image
 
 from fashion_edit.config import DataParams
 from fashion_edit.data.labels import LABEL_ID, LEFT_RIGHT_PAIRS, NUM_CLASSES
-from fashion_edit.data.sources.base import DatasetError, LoadedSample, RawItem, SampleSkipped, Source
+from fashion_edit.data.sources.base import (DatasetError, LoadedSample, RawItem, SampleSkipped, Source,
+                                             UnknownLabelIds, dataset_root)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 SPLIT_NAMES = ("train", "val", "test")
@@ -58,7 +59,7 @@ class LabelMap:
         present = np.flatnonzero(np.bincount(raw.ravel(), minlength=256))
         unknown = [int(i) for i in present if i > 255 or self.table[i] == UNKNOWN]
         if unknown:
-            raise SampleSkipped(parsing_path, f"unknown label id: ids {unknown} are not in label map {self.path}")
+            raise UnknownLabelIds(parsing_path, unknown, self.path)
         return self.table[raw].astype(np.uint8)
 
     @cached_property
@@ -196,9 +197,7 @@ class FolderSource(Source):
 
     @classmethod
     def from_params(cls, data: DataParams, raw_dir: Path) -> "FolderSource":
-        if not data.root:
-            raise DatasetError("data.root is empty: set it to the folder holding images/ and parsing/")
-        root = Path(data.root)
+        root = dataset_root(data)
         return cls(root, Path(data.label_map) if data.label_map else root / "label_map.yaml")
 
     def _official_splits(self) -> dict[str, str]:

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from fashion_edit.config import DataParams
-from fashion_edit.data.sources.base import DatasetError, LoadedSample, RawItem, SampleSkipped, Source
+from fashion_edit.data.sources.base import DatasetError, LoadedSample, RawItem, SampleSkipped, Source, dataset_root
 from fashion_edit.data.sources.folder import IMAGE_SUFFIXES, LabelMap, load_label_map, read_pair
 from fashion_edit.data.sources.folder import _stems as files_by_stem
 
@@ -53,19 +53,6 @@ def label_map_path(data: DataParams, default: str) -> Path:
 
 def label_map_for(data: DataParams, default: str) -> LabelMap:
     return load_label_map(label_map_path(data, default))
-
-
-def dataset_root(data: DataParams) -> Path:
-    """``data.root`` as an existing folder, or DatasetError saying how to set it."""
-    if not data.root:
-        raise DatasetError(
-            f"data.root is empty: data.source={data.source} needs the folder holding your local copy "
-            f"(e.g. `dvc exp run -S data.source={data.source} -S data.root=/path/to/dataset`)"
-        )
-    root = Path(data.root).expanduser()
-    if not root.is_dir():
-        raise DatasetError(f"data.root: {root} does not exist or is not a folder (data.source={data.source})")
-    return root
 
 
 @dataclass(frozen=True)
