@@ -72,6 +72,9 @@ class PreprocessParams(Section):
     canny_high: int = Field(200, ge=0, le=1000)
     colour: ColourParams = ColourParams()
     eval_mask_seed: int = 1234
+    max_upscale: float = Field(4.0, ge=1.0, le=64.0, description=(
+        "Skip (counted, reported) items that would have to be enlarged more than this to fit height x width: "
+        "a tiny photo upscaled 16x trains the editor on blur."))
 
 
 class MaskParams(Section):

@@ -267,9 +267,9 @@ def register_models(params: Params, paths: RegisterPaths) -> dict[str, Any]:
     metrics = numeric_metrics(paths.evaluation)  # the model's numbers and SEs (baselines left out)
     editor = Editor(EditorNetworks.from_artifacts(params, paths.artifacts),
                     (params.preprocess.height, params.preprocess.width))
-    editor.save(paths.bundle)
-    run = start_stage_run(params, STAGE, SECTIONS, paths.repo_root)
+    run = start_stage_run(params, STAGE, SECTIONS, paths.repo_root)  # probes MLflow before any output is written
     try:
+        editor.save(paths.bundle)
         report = _register_in_run(params, paths, run, editor, metrics)
     except BaseException as exc:
         run.set_tags({"failure": f"{type(exc).__name__}: {exc}"[:5000]})

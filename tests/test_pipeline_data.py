@@ -83,7 +83,7 @@ def test_dvc_repro_preprocess_end_to_end(repo: Path) -> None:
         assert len(data) == manifest["counts"][split] and data.images.shape[1:] == (128, 128, 3)
         assert sum(manifest["label_histogram"][split]) == len(data) * 128 * 128
         assert (data.eval_masks is None) == (split == "train")
-    assert set(yaml.safe_load((repo / "dvc.lock").read_text())["stages"]) == {"synthesize", "preprocess"}
+    assert set(yaml.safe_load((repo / "dvc.lock").read_text())["stages"]) == {"check_params", "synthesize", "preprocess"}
 
     second = _dvc(repo, "repro", "preprocess")
     assert "Running stage" not in second.stdout and "up to date" in second.stdout

@@ -405,3 +405,12 @@ def test_stage_exits_non_zero_with_a_message_and_no_traceback(tmp_path: Path) ->
     assert result.returncode == 1
     assert "preprocess: error: no usable items" in result.stderr and "Traceback" not in result.stderr
     assert json.loads((tmp_path / "report.json").read_text())["skipped_by_reason"] == {"empty file": 2}
+
+
+def test_an_image_far_below_the_target_size_is_a_counted_skip(raw: Path, tmp_path: Path) -> None:
+    image, parsing = np.zeros((6, 6, 3), np.uint8), np.zeros((6, 6), np.uint8)  # 32x32 target: 5.3x
+    write_png(raw / "images" / "tiny.png", image)
+    write_png(raw / "parsing" / "tiny.png", parsing)
+    report = _run_with_one_bad_item(raw, tmp_path)
+    assert report["skipped_by_reason"] == {"too small": 1}
+    assert "preprocess.max_upscale 4" in report["skipped_files"][0]["reason"]

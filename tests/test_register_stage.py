@@ -116,6 +116,23 @@ def test_a_gain_within_noise_is_not_promoted_unless_noise_z_allows_it(registered
     assert gate_and_promote(client, versions, candidate, lenient).promote
 
 
+def test_an_unreachable_tracking_server_changes_no_output(tmp_path: Path):
+    import socket
+
+    from fashion_edit.tracking import TrackingError
+
+    write_random_artifacts(tmp_path / "artifacts")
+    paths = register_paths(tmp_path)
+    paths.evaluation.parent.mkdir(parents=True)
+    paths.evaluation.write_text(json.dumps(METRICS))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(TrackingError, match="unreachable"):
+        register_models(tiny_params({"mlflow": {"tracking_uri": f"http://127.0.0.1:{port}"}}), paths)
+    assert not paths.bundle.exists() and not paths.report.exists()  # the bundle is a DVC output
+
+
 def test_register_stage_reports_missing_evaluation(tmp_path: Path, capsys):
     params_file = tmp_path / "params.yaml"
     params_file.write_text((Path(__file__).resolve().parents[1] / "params.yaml").read_text())

@@ -112,6 +112,15 @@ def eval_rng(eval_mask_seed: int, stem: str) -> np.random.Generator:
     return np.random.default_rng([eval_mask_seed, stable_hash(stem)])
 
 
+def check_not_tiny(sample: LoadedSample, item: RawItem, p: PreprocessParams) -> None:
+    """SampleSkipped for an item that fit_to_size would enlarge more than ``preprocess.max_upscale``."""
+    h, w = sample.parsing.shape
+    scale = min(p.height / h, p.width / w)
+    if scale > p.max_upscale:
+        raise SampleSkipped(item.image_path, f"too small: {w}x{h} would be enlarged {scale:.1f}x to fit "
+                                             f"{p.width}x{p.height} (preprocess.max_upscale {p.max_upscale:g})")
+
+
 def prepare_sample(
     sample: LoadedSample, stem: str, with_eval: bool, p: PreprocessParams, masks: MaskParams
 ) -> dict[str, np.ndarray]:
@@ -225,6 +234,7 @@ class ItemProcessor:
         item, split = task
         try:
             sample = self.source.load(item)
+            check_not_tiny(sample, item, self.p)
         except SampleSkipped as skipped:
             return ItemResult(item.stem, split, skipped=(skipped.path, skipped.reason))
         rows = prepare_sample(sample, item.stem, split in EVAL_SPLITS, self.p, self.masks)
