@@ -55,7 +55,7 @@ from fashion_edit.config import Params
 from fashion_edit.editor import EditInputError, Editor, EditorNetworks, known_foreground
 from fashion_edit.headline import EVALUATE_DETAIL, REGISTER_REPORT, numeric_metrics
 from fashion_edit.networks import Batch, incomplete_image, inpainter_condition, onehot, parser_input
-from fashion_edit.tracking import start_stage_run
+from fashion_edit.tracking import resolve_tracking_uri, start_stage_run
 
 EDITOR_ARTIFACT = "editor"
 REQUIRED_KEYS = ("image", "mask")
@@ -252,13 +252,15 @@ def register_candidates(client: Any, model_uris: Mapping[str, str], metrics: Map
 
 
 def gate_and_promote(client: Any, versions: Mapping[str, str], metrics: Mapping[str, float],
-                     params: Params) -> registry.Decision:
-    """Compare with the editor's champion; on success point ``champion`` of every model at its new version."""
-    decision = registry.promotion_decision(metrics, registry.champion_metrics(client, registry.GATE_MODEL),
-                                           params.registry)
-    if decision.promote:
-        for name, number in versions.items():
-            registry.promote(client, name, number, decision.reason)
+                     params: Params, tracking_uri: str) -> registry.Decision:
+    """Compare with the editor's champion; on success point ``champion`` of every model at its new version.
+    Under :func:`registry.promotion_lock`, so concurrent runs are judged against each other's outcome."""
+    with registry.promotion_lock(tracking_uri):
+        decision = registry.promotion_decision(metrics, registry.champion_metrics(client, registry.GATE_MODEL),
+                                               params.registry)
+        if decision.promote:
+            for name, number in versions.items():
+                registry.promote(client, name, number, decision.reason)
     return decision
 
 
@@ -287,7 +289,7 @@ def _register_in_run(params: Params, paths: RegisterPaths, run: Any, editor: Edi
     uris = log_models(client, run.run_id, editor, paths.bundle)
     champion_before = registry.version_by_alias(client, registry.GATE_MODEL, registry.CHAMPION)
     versions = register_candidates(client, uris, metrics, registry.pipeline_identity(params, paths.repo_root))
-    decision = gate_and_promote(client, versions, metrics, params)
+    decision = gate_and_promote(client, versions, metrics, params, resolve_tracking_uri(params.mlflow, paths.repo_root))
     run.set_tags({"promoted": decision.promote, "reason": decision.reason[:5000],
                   **{f"version.{name}": number for name, number in versions.items()}})
     # models are logged under the run as runs:/<mlflow_run_id>/<name>

@@ -26,10 +26,12 @@ one alias move away (it is recorded on the new champion as ``champion.previous_v
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import math
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -313,6 +315,24 @@ def promotion_decision(candidate_metrics: Mapping[str, float], champion_metrics:
                        gates.noise_z)
         for k in HEADLINE_METRICS)
     return _verdict(comparisons, gates.noise_z, assumed)
+
+
+@contextmanager
+def promotion_lock(tracking_uri: str) -> Iterator[None]:
+    """Gate and alias moves of one promotion as a unit: two ``register`` runs at once would otherwise
+    both pass the gate against the same champion and move the three aliases interleaved (a mixed
+    champion). A file lock beside a local SQLite store; other stores are not locked (use one
+    pipeline at a time per registry, e.g. the deployments' ``concurrency_limit: 1``)."""
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    lock = Path(tracking_uri.removeprefix("sqlite:///") + ".promotion.lock")
+    with open(lock, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def promote(client: MlflowClient, name: str, version: str | int, reason: str = "") -> ModelVersion:

@@ -89,14 +89,14 @@ def test_worse_candidate_stays_challenger_and_better_one_is_promoted(registered)
     identity = registry.pipeline_identity(params, paths.repo_root)
     worse_metrics = evaluation(fid=150.0, parser_miou=0.6)
     worse = register_candidates(client, logged_models(report), worse_metrics, identity)
-    decision = gate_and_promote(client, worse, worse_metrics, params)
+    decision = gate_and_promote(client, worse, worse_metrics, params, params.mlflow.tracking_uri)
     assert not decision.promote and "fid worse" in decision.reason
     for name in registry.MODEL_NAMES:
         assert aliases(client, name) == {"candidate": worse[name], "champion": "1"}
 
     better_metrics = evaluation(fid=90.0, parser_miou=0.5)
     better = register_candidates(client, logged_models(report), better_metrics, identity)
-    decision = gate_and_promote(client, better, better_metrics, params)
+    decision = gate_and_promote(client, better, better_metrics, params, params.mlflow.tracking_uri)
     assert decision.promote
     for name in registry.MODEL_NAMES:
         assert aliases(client, name) == {"candidate": better[name], "champion": better[name]}
@@ -109,11 +109,11 @@ def test_a_gain_within_noise_is_not_promoted_unless_noise_z_allows_it(registered
     gain = registry.champion_metrics(client)["fid"] - 3.0  # 1.3 sigma of sqrt(1.6² + 1.6²)
     candidate = evaluation(fid=gain, parser_miou=0.5)
     versions = register_candidates(client, {"editor": logged_models(report)["editor"]}, candidate, {})
-    decision = gate_and_promote(client, versions, candidate, params)
+    decision = gate_and_promote(client, versions, candidate, params, params.mlflow.tracking_uri)
     assert not decision.promote and "no headline metric better" in decision.reason
     assert aliases(client, "editor")["champion"] == champion_before
     lenient = params.model_copy(update={"registry": params.registry.model_copy(update={"noise_z": 1.0})})
-    assert gate_and_promote(client, versions, candidate, lenient).promote
+    assert gate_and_promote(client, versions, candidate, lenient, lenient.mlflow.tracking_uri).promote
 
 
 def test_an_unreachable_tracking_server_changes_no_output(tmp_path: Path):
@@ -178,3 +178,32 @@ def test_dvc_stages_evaluate_register_and_the_edit_command(tiny_repo: Path, tmp_
     rerun = run_in(tiny_repo, "dvc", "repro", "--single-item", "register")
     assert "didn't change" in rerun.stdout
     assert json.loads((tiny_repo / REGISTER_REPORT).read_text())["versions"]["editor"] == "1"
+
+
+def test_two_promotions_at_once_leave_one_champion_across_the_three_models(tmp_path: Path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    params = tiny_params({"mlflow": {"tracking_uri": uri}})
+    client = MlflowClient(uri)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "MLmodel").write_text("flavors: {}\n")
+    run = client.create_run(client.create_experiment("race", artifact_location=(tmp_path / "art").as_uri()))
+    client.log_artifacts(run.info.run_id, str(tmp_path / "model"), "model")
+
+    def candidate(fid: float) -> tuple[dict[str, str], dict[str, float]]:
+        metrics = evaluation(fid=fid)
+        return {name: str(registry.register_version(client, name, f"runs:/{run.info.run_id}/model", metrics=metrics,
+                                                    identity={}).version) for name in registry.MODEL_NAMES}, metrics
+
+    def promote(versions: dict[str, str], metrics: dict[str, float]) -> None:
+        gate_and_promote(MlflowClient(uri), versions, metrics, params, uri)
+
+    for fid in (900.0, 600.0, 300.0, 100.0, 30.0, 10.0):  # each pair beats the champion before it
+        pair = [candidate(fid * 0.5), candidate(fid * 0.5 - 1.0)]
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda args: promote(*args), pair))
+        champions = {name: aliases(client, name)["champion"] for name in registry.MODEL_NAMES}
+        assert len(set(champions.values())) == 1, f"mixed champion {champions}"  # one pair member's three versions
