@@ -186,10 +186,9 @@ def dvc_invocation(max_depth: int = 8) -> str | None:
         for _ in range(max_depth):
             if pid <= 1:
                 return None
-            fields = _proc_stat(pid)
             if _is_dvc(_proc_argv(pid)):
-                return f"dvc-{boot}-{pid}-{fields[19]}"
-            pid = int(fields[1])
+                return f"dvc-{boot}-{pid}-{_process_start(pid)}"
+            pid = int(_proc_stat(pid)[1])  # the parent's pid
     except (OSError, ValueError, IndexError):
         return None
     return None
