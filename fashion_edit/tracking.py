@@ -20,8 +20,10 @@ Only rank 0 of a distributed job creates runs; other ranks get a :class:`NullRun
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import signal
@@ -34,7 +36,7 @@ from datetime import datetime
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Mapping, MutableMapping, Sequence
+from typing import Any, Iterator, Mapping, MutableMapping, Sequence
 
 import numpy as np
 
@@ -259,6 +261,47 @@ class StageRun(NullRun):
         self.client.set_terminated(self.run_id, status=status)
 
 
+READ_ONLY_SQLITE = "attempt to write a readonly database"
+_STORE_LOGGER = "mlflow.store.db.utils"  # logs every database error with its whole SQLAlchemy traceback
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI (None for servers and other stores)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+def _read_only_message(uri: str, why: str) -> str:
+    return (f"the MLflow store is read-only: {uri} ({why}). Make the file and its folder writable for this user "
+            f"(SQLite writes a journal beside the file), or point params mlflow.tracking_uri / ${ENV_TRACKING_URI} "
+            f"to a writable store")
+
+
+def check_store_writable(uri: str) -> None:
+    """Fail before any run starts when a local SQLite store cannot be written (a read-only mount, a file or
+    folder without write permission)."""
+    db = sqlite_file(uri)
+    if db is None:
+        return
+    for target in (db, db.parent):
+        if target.exists() and not os.access(target, os.W_OK):
+            raise TrackingError(_read_only_message(uri, f"{target} is not writable"))
+
+
+@contextlib.contextmanager
+def quiet_store_errors() -> Iterator[None]:
+    """Keep MLflow's logged SQLAlchemy traceback out of the stage's output: the exception still propagates
+    and the caller turns it into one line."""
+    store_logger = logging.getLogger(_STORE_LOGGER)
+    level = store_logger.level
+    store_logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        store_logger.setLevel(level)
+
+
 def _experiment_id(client: Any, name: str, repo_root: Path, uri: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
@@ -372,22 +415,26 @@ def start_stage_run(params: Params, stage: str, sections: Sequence[str], repo_ro
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
+    check_store_writable(uri)
     try:
-        experiment_id = _experiment_id(client, params.mlflow.experiment, repo_root, uri)
-        commit = git_commit(repo_root)
-        key = pipeline_run_key(params, commit)
-        parent = _parent_run_id(client, experiment_id, key, commit)
-        close_orphan_runs(client, experiment_id, stage)
-        tags = {
-            "mlflow.parentRunId": parent, TAG_PIPELINE_RUN: key, TAG_ROLE: "stage", TAG_OWNER: process_identity(),
-            TAG_STAGE: stage, TAG_PARAMS_HASH: params_hash(params, sections),
-            TAG_GIT_COMMIT: commit, "mlflow.source.git.commit": commit,
-            "params_sections": ",".join(sections), **{k: str(v) for k, v in (extra_tags or {}).items()},
-        }
-        run = client.create_run(experiment_id, run_name=stage, tags=tags)
+        with quiet_store_errors():
+            experiment_id = _experiment_id(client, params.mlflow.experiment, repo_root, uri)
+            commit = git_commit(repo_root)
+            key = pipeline_run_key(params, commit)
+            parent = _parent_run_id(client, experiment_id, key, commit)
+            close_orphan_runs(client, experiment_id, stage)
+            tags = {
+                "mlflow.parentRunId": parent, TAG_PIPELINE_RUN: key, TAG_ROLE: "stage", TAG_OWNER: process_identity(),
+                TAG_STAGE: stage, TAG_PARAMS_HASH: params_hash(params, sections),
+                TAG_GIT_COMMIT: commit, "mlflow.source.git.commit": commit,
+                "params_sections": ",".join(sections), **{k: str(v) for k, v in (extra_tags or {}).items()},
+            }
+            run = client.create_run(experiment_id, run_name=stage, tags=tags)
     except TrackingError:
         raise
     except Exception as exc:  # a broken store is a setup problem, report it before training
+        if READ_ONLY_SQLITE in str(exc):
+            raise TrackingError(_read_only_message(uri, "SQLite refused a write")) from None
         raise TrackingError(f"MLflow at {uri} cannot start a run ({type(exc).__name__}: {exc})") from exc
     end_runs_on_sigterm()
     stage_run = StageRun(client, run.info.run_id, experiment_id)

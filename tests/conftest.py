@@ -193,3 +193,26 @@ def open_residual_heads(*networks: "torch.nn.Module") -> None:
         if head is not None and getattr(network, "prefill", False):
             with torch.no_grad():
                 torch.nn.init.normal_(head.weight, std=0.05, generator=torch.Generator().manual_seed(0))
+
+
+def mount_tmpfs(folder: Path, size_kib: int) -> bool:
+    """Mount a small tmpfs at ``folder`` (a real disk that fills up, or is remounted read-only);
+    False where this process may not mount (not root, or no CAP_SYS_ADMIN)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(folder)],
+                          capture_output=True)
+    return done.returncode == 0
+
+
+def unmount(folder: Path) -> None:
+    subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 512 KiB filesystem of its own (skipped where mounting is not allowed)."""
+    disk = tmp_path / "small_disk"
+    if not mount_tmpfs(disk, 512):
+        pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
+    yield disk
+    unmount(disk)

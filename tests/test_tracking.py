@@ -4,6 +4,7 @@ from __future__ import annotations
 import http.server
 import re
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from fashion_edit.config import MlflowParams
 from fashion_edit.tracking import (ENV_PIPELINE_RUN, TAG_PARAMS_HASH, TAG_PIPELINE_RUN, TAG_STAGE, NullRun,
                                    TrackingError, artifact_location, flatten_params, params_hash, pipeline_run_key,
                                    probe_tracking_server, resolve_tracking_uri, start_stage_run)
-from tests.conftest import tiny_params
+from tests.conftest import tiny_params, unmount
 
 
 def test_default_uri_is_sqlite_in_repo(tmp_path, monkeypatch):
@@ -171,7 +172,7 @@ _FAKE_DVC = '''import subprocess, sys
 STAGE = """
 import sys
 from fashion_edit.tracking import pipeline_run_key
-from tests.conftest import tiny_params
+from tests.conftest import tiny_params, unmount
 print(pipeline_run_key(tiny_params({"train_inpainter": {"steps": int(sys.argv[1])}}), "0123456789abcdef"))
 """
 for steps in ("3", "4"):
@@ -251,7 +252,7 @@ _STAGE_LIKE = """
 import sys, time
 from pathlib import Path
 from fashion_edit.tracking import start_stage_run
-from tests.conftest import tiny_params
+from tests.conftest import tiny_params, unmount
 run = start_stage_run(tiny_params({"mlflow": {"experiment": "orphans"}}), "train_parser", ("train_parser",),
                       Path(sys.argv[1]))
 try:  # what every stage does around its work
@@ -312,3 +313,50 @@ def test_a_moved_checkout_with_its_store_is_told_where_its_artifacts_would_go(tm
     with pytest.raises(TrackingError, match=r"keeps its artifacts at .*original.*mlflow.experiment"):
         start_stage_run(params, "train_parser", ("train_parser",), moved)
     start_stage_run(params, "train_parser", ("train_parser",), original).end()  # the original goes on
+
+
+@pytest.fixture
+def read_only_store(tmp_path, monkeypatch) -> Iterator[Path]:
+    """A checkout whose mlflow.db (with one finished run) can no longer be written: a read-only bind mount
+    of it where this process may mount, else file and folder without write permission (non-root)."""
+    import os
+    import stat
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    original = tmp_path / "original"
+    original.mkdir()
+    start_stage_run(tiny_params({"mlflow": {"experiment": "ro", "tracking_uri": ""}}), "train_parser",
+                    ("train_parser",), original).end()
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    mounted = subprocess.run(["mount", "--bind", "-o", "ro", str(original), str(checkout)],
+                             capture_output=True).returncode == 0
+    if mounted:
+        yield checkout
+        unmount(checkout)
+        return
+    if os.geteuid() == 0:
+        pytest.skip("root ignores permission bits and cannot mount here: no read-only store to test")
+    (original / "mlflow.db").chmod(stat.S_IRUSR)
+    original.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    yield original
+    original.chmod(stat.S_IRWXU)
+
+
+def test_a_read_only_store_is_named_before_any_run_starts(read_only_store):
+    params = tiny_params({"mlflow": {"experiment": "ro", "tracking_uri": ""}})
+    with pytest.raises(TrackingError, match=r"the MLflow store is read-only: sqlite:///.*mlflow.db \(.* is not "
+                                            r"writable\)\. Make the file and its folder writable"):
+        start_stage_run(params, "train_parser", ("train_parser",), read_only_store)
+
+
+def test_a_write_refused_by_sqlite_is_one_line_without_the_library_traceback(read_only_store, monkeypatch, capfd):
+    """Where the permission check cannot see it (e.g. a network filesystem), SQLite's refusal says the same."""
+    import fashion_edit.tracking as tracking
+
+    monkeypatch.setattr(tracking, "check_store_writable", lambda uri: None)
+    params = tiny_params({"mlflow": {"experiment": "ro-new", "tracking_uri": ""}})  # its creation is a write
+    with pytest.raises(TrackingError, match=r"the MLflow store is read-only: .*SQLite refused a write"):
+        start_stage_run(params, "train_parser", ("train_parser",), read_only_store)
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err and "sqlalche" not in out + err

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import random
+import resource
+import signal
 
 import numpy as np
 import pytest
@@ -139,20 +141,32 @@ def test_rng_state_round_trip_through_weights_only_load(tmp_path):
     assert (random.random(), np.random.rand(), torch.rand(1).item(), np.random.randn()) == expected
 
 
-def test_atomic_save_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+def test_atomic_save_keeps_the_old_file_when_the_write_fails(tmp_path):
+    """A write the OS refuses half-way (a file-size limit: EFBIG, as a full disk gives ENOSPC) is one line."""
     path = tmp_path / "checkpoint.pt"
     atomic_torch_save({"step": 1}, path)
-
-    def crash(obj, handle):
-        handle.write(b"partial")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(torch, "save", crash)
-    with pytest.raises(OSError, match="disk full"):
-        atomic_torch_save({"step": 2}, path)
-    monkeypatch.undo()
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # without this the kernel kills the process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, hard))
+    try:
+        with pytest.raises(CheckpointError, match=r"cannot write .*checkpoint.pt \(1\.0 MB\): File too large; "
+                                                  r"the previous checkpoint.pt is intact"):
+            atomic_torch_save({"step": 2, "weights": torch.zeros(1 << 18)}, path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
     assert torch.load(path, weights_only=True) == {"step": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temporary file left
+
+
+def test_full_disk_is_refused_before_writing_and_keeps_the_old_checkpoint(small_disk):
+    path = small_disk / "checkpoint.pt"
+    atomic_torch_save({"step": 1, "weights": torch.zeros(300 * 256)}, path)  # 300 KiB of 512
+    with pytest.raises(CheckpointError, match=r"cannot write .*checkpoint.pt \(0\.3 MB\): only 0\.\d MB free on "
+                                              r"that disk; the previous checkpoint.pt is intact\. Free space"):
+        atomic_torch_save({"step": 2, "weights": torch.ones(300 * 256)}, path)
+    assert torch.load(path, weights_only=True)["step"] == 1
+    assert [p.name for p in small_disk.iterdir()] == ["checkpoint.pt"]
 
 
 def test_corrupt_checkpoint_is_reported_with_the_fix(tmp_path):

@@ -11,14 +11,15 @@ from mlflow.tracking import MlflowClient
 
 from fashion_edit.config import Params
 from fashion_edit.data.store import SplitWriter, open_split
-from fashion_edit.training.checkpoints import read_checkpoint
+from fashion_edit.training.checkpoints import CheckpointError, read_checkpoint
 from fashion_edit.training.distributed import DistContext
 from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
 from fashion_edit.training.loop import NonFiniteLossError, TrainingDataError
 from fashion_edit.training.parser_trainer import PARSER_SPEC
 from fashion_edit.training.runner import TrainPaths, train
+from fashion_edit.training.stage import EXPECTED_ERRORS
 from models.losses import ParserCriterion
-from tests.conftest import tiny_params
+from tests.conftest import mount_tmpfs, tiny_params, unmount
 
 SINGLE = DistContext(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
 
@@ -111,6 +112,28 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, prepared
     (run,) = client.search_runs(experiment_ids=[client.get_experiment_by_name("nan").experiment_id],
                                 filter_string="tags.`fashion_edit.role` = 'stage'")
     assert run.info.status == "FAILED" and "step 3" in run.data.tags["failure"]
+
+
+def test_full_disk_at_a_checkpoint_fails_the_run_in_one_line_and_keeps_the_last_checkpoint(tmp_path, prepared_data,
+                                                                                          mlflow_uri):
+    first = _paths(tmp_path / "first", prepared_data, "parser")
+    train(_params("full-disk", steps=2), PARSER_SPEC, first, SINGLE)
+    size_kib = (first.checkpoints / "checkpoint.pt").stat().st_size // 1024
+    paths = _paths(tmp_path / "second", prepared_data, "parser")
+    if not mount_tmpfs(paths.checkpoints, size_kib * 3 // 2):  # room for one checkpoint, not for its successor
+        pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
+    try:
+        shutil.copy(first.checkpoints / "checkpoint.pt", paths.checkpoints / "checkpoint.pt")
+        with pytest.raises(CheckpointError, match=r"free on that disk; the previous checkpoint.pt is intact"):
+            train(_params("full-disk", steps=4), PARSER_SPEC, paths, SINGLE)
+        assert read_checkpoint(paths.checkpoints / "checkpoint.pt")["step"] == 2
+    finally:
+        unmount(paths.checkpoints)
+    client = MlflowClient(mlflow_uri)
+    runs = client.search_runs(experiment_ids=[client.get_experiment_by_name("full-disk").experiment_id],
+                              filter_string="tags.`fashion_edit.role` = 'stage'", order_by=["attributes.start_time DESC"])
+    assert runs[0].info.status == "FAILED" and "free on that disk" in runs[0].data.tags["failure"]
+    assert CheckpointError in EXPECTED_ERRORS  # the stage prints the message as one line, no traceback
 
 
 def test_mlflow_run_holds_params_metrics_images_checkpoint_and_tags(tmp_path, prepared_data, mlflow_uri):

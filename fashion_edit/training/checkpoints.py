@@ -13,8 +13,10 @@ previous complete checkpoint or the new complete one.
 """
 from __future__ import annotations
 
+import io
 import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ FORMAT_VERSION = 1
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint file exists but cannot be used."""
+    """A checkpoint file exists but cannot be used, or cannot be written."""
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -38,18 +40,47 @@ def _fsync_dir(folder: Path) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """``torch.save`` that never leaves a partial file at ``path`` (tmp + fsync + os.replace)."""
+    """``torch.save`` that never leaves a partial file at ``path`` (tmp + fsync + os.replace).
+
+    The state is serialised in memory first, so its size is known before the disk is touched and a
+    failing write surfaces as an ``OSError`` (torch's zip writer reports it as an opaque "unexpected pos").
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    payload = buffer.getbuffer()
+    _check_free_space(path, payload.nbytes)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as handle:
-            torch.save(obj, handle)
+            handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        raise CheckpointError(_write_failure(path, payload.nbytes, exc.strerror or str(exc))) from None
     finally:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)  # make the rename itself durable
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 2**20:.1f} MB"
+
+
+def _write_failure(path: Path, needed: int, reason: str) -> str:
+    """One line: where, what it needs, and that the previous file is untouched (the write never replaced it)."""
+    previous = (f"the previous {path.name} is intact" if path.exists() else "no earlier file was there")
+    return (f"cannot write {path} ({_megabytes(needed)}): {reason}; {previous}. "
+            f"Free space on {path.parent} and rerun (a training stage resumes from its last checkpoint)")
+
+
+def _check_free_space(path: Path, needed: int) -> None:
+    """Refuse a write the disk cannot hold before starting it (the old file is replaced only at the end,
+    so the disk must hold both for a moment)."""
+    free = shutil.disk_usage(path.parent).free
+    if free < needed:
+        raise CheckpointError(_write_failure(path, needed, f"only {_megabytes(free)} free on that disk"))
 
 
 def remove_stale_temporaries(path: Path) -> int:
