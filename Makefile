@@ -25,4 +25,4 @@ test: install
 
 # MLflow UI on http://127.0.0.1:$(UI_PORT), light (one worker, no job runner); prints the link to the runs
 ui: install
-	$(PY) -m fashion_edit.cli ui --port $(UI_PORT)
+	$(PY) -m fashion_edit.serving.cli ui --port $(UI_PORT)

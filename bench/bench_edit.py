@@ -20,9 +20,9 @@ import torch
 from fashion_edit.config import load_params
 from fashion_edit.data.conditioning import sketch_edges
 from fashion_edit.data.masks import colour_stroke_mask, free_form_mask
-from fashion_edit.editor import EditInputs, Editor, EditorNetworks, known_foreground, two_stage
 from fashion_edit.networks import build_inpainter, build_parser
-from fashion_edit.segmenter import build_segmenter, segment, segmenter_architecture
+from fashion_edit.serving.editor import EditInputs, Editor, EditorNetworks, known_foreground, two_stage
+from fashion_edit.training.segmenter import build_segmenter, segment, segmenter_architecture
 
 
 def random_editor(params_path: Path) -> Editor:

@@ -5,7 +5,7 @@
 
 What is measured: the inpainter of ``params.yaml`` (``train_inpainter``, the ``train_inpainter`` stage's
 trainer) is trained in ``--work`` for ``every``, ``2*every``, ... steps; after each point it is evaluated
-exactly as an ablation variant is (``fashion_edit.evaluation.evaluate(..., model_only=True)``: the fixed test
+exactly as an ablation variant is (``fashion_edit.evaluation.evaluate.evaluate(..., model_only=True)``: the fixed test
 holes, the pipeline's trained parser and segmenter, the ``fid_reference`` stage's real features). A row is
 ``steps, train_seconds, images_seen, fid, kid, st_lpips, psnr_hole, ssim``; ``train_seconds`` is the time
 spent in training steps only (summed over resumed runs; evaluation and start-up are not counted), and
@@ -47,19 +47,19 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from fashion_edit.ablation import SharedNetworks
 from fashion_edit.config import Params, load_params
 from fashion_edit.data.preprocess import file_sha256
-from fashion_edit.editor import TRAINED_WEIGHTS, EditorModelError, EditorNetworks
-from fashion_edit.evaluation import BASELINES, SECTIONS as EVALUATE_SECTIONS, EvaluatePaths, EvaluationError, evaluate
-from fashion_edit.fid_reference import REFERENCE_FILE, FidReferenceError
-from fashion_edit.headline import EVALUATE_DETAIL
+from fashion_edit.evaluation.ablation import SharedNetworks
+from fashion_edit.evaluation.evaluate import BASELINES, SECTIONS as EVALUATE_SECTIONS, EvaluatePaths, EvaluationError, evaluate
+from fashion_edit.evaluation.fid_reference import REFERENCE_FILE, FidReferenceError
+from fashion_edit.evaluation.headline import EVALUATE_DETAIL
 from fashion_edit.hardware import HardwareProbe, bf16_is_native, probe
-from fashion_edit.segmenter import SegmenterError
-from fashion_edit.tracking import ENV_TRACKING_URI, params_hash
+from fashion_edit.serving.editor import TRAINED_WEIGHTS, EditorModelError, EditorNetworks
+from fashion_edit.tracking.runs import ENV_TRACKING_URI, params_hash
 from fashion_edit.training.distributed import setup_distributed, teardown_distributed
 from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
 from fashion_edit.training.runner import TrainerSpec, TrainOutcome, TrainPaths, checkpoint_identity, train
+from fashion_edit.training.segmenter import SegmenterError
 from fashion_edit.training.stage import EXPECTED_ERRORS
 
 STAGE = "learning_curve"

@@ -213,7 +213,7 @@ class EvaluateParams(Section):
 class RegisterParams(Section):
     noise_z: float = Field(2.0, ge=0, description="A headline metric differs from the champion's when the gap "
                            "exceeds this many sigmas, sigma = sqrt(SE_candidate² + SE_champion²) "
-                           "(fashion_edit.registry).")
+                           "(fashion_edit.tracking.registry).")
 
 
 class MlflowParams(Section):

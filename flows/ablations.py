@@ -7,7 +7,7 @@ makes a git worktree of ``revision``, points its DVC cache at the main checkout'
 DVC stage.  The ``ablations`` flow fans the variants out — as local subflows in threads, or
 as runs of the ``ablation-variant`` deployment so several GPU workers take one each — and
 gathers their metrics into the same report the DVC ``report`` stage writes
-(:func:`fashion_edit.ablation_report.build_report`), under ``reports/ablation_flow/`` so
+(:func:`fashion_edit.evaluation.ablation_report.build_report`), under ``reports/ablation_flow/`` so
 the DVC-tracked report stays DVC's.
 
     python -m flows.ablations run [--variant spade_norm --variant no_gan] [--parallel 2]
@@ -38,9 +38,9 @@ from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from fashion_edit import dvc_runner
 from fashion_edit.config import ParamsError, load_params
-from fashion_edit.tracking import ENV_PIPELINE_RUN, ENV_TRACKING_URI, resolve_tracking_uri
+from fashion_edit.tracking.runs import ENV_PIPELINE_RUN, ENV_TRACKING_URI, resolve_tracking_uri
+from flows import dvc_runner
 
 VARIANT_FLOW = "fashion-edit-ablation-variant"
 # where dvc.yaml's `ablations` foreach stage puts each variant's per-seed metrics
@@ -120,7 +120,7 @@ def write_report(metrics_by_variant: dict[str, list[dict[str, Any]]], out_dir: P
     gathered = out_dir / "metrics_by_variant.json"
     gathered.write_text(json.dumps(metrics_by_variant, indent=2, allow_nan=True))
     try:
-        from fashion_edit.ablation_report import build_report
+        from fashion_edit.evaluation.ablation_report import build_report
     except ImportError:  # the report module is optional for the flow: the JSON is the result
         return gathered
     build_report(metrics_by_variant, out_dir / "ablations.md", out_dir / "ablations.png",

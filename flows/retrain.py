@@ -2,8 +2,8 @@
 
 Steps (serial: DVC allows one command per checkout):
 (optional) ``dvc pull`` -> ``dvc exp run -n <name> -S ...`` (or ``dvc repro``) -> read
-the model's headline metrics (``fashion_edit.headline.MODEL_HEADLINE``) -> compare the registry's
-``candidate`` of ``editor`` with its ``champion`` (:func:`fashion_edit.registry.promotion_decision`:
+the model's headline metrics (``fashion_edit.evaluation.headline.MODEL_HEADLINE``) -> compare the registry's
+``candidate`` of ``editor`` with its ``champion`` (:func:`fashion_edit.tracking.registry.promotion_decision`:
 differences against their bootstrap noise, ``params.yaml`` ``registry.noise_z``) -> move ``champion`` on ``parser``/``inpainter``/``editor`` or
 not, with the reason -> (optional) ``dvc push``.
 
@@ -36,10 +36,10 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
-from fashion_edit import dvc_runner
 from fashion_edit.config import Params, ParamsError, RegisterParams, load_params
-from fashion_edit.headline import MODEL_HEADLINE
-from fashion_edit.tracking import ENV_PIPELINE_RUN, probe_tracking_server, resolve_tracking_uri
+from fashion_edit.evaluation.headline import MODEL_HEADLINE
+from fashion_edit.tracking.runs import ENV_PIPELINE_RUN, probe_tracking_server, resolve_tracking_uri
+from flows import dvc_runner
 
 DEFAULT_CRON = "0 3 * * 1"  # Mondays 03:00 (server time zone); prefect.yaml uses the same
 FLOW_NAME = "fashion-edit-retrain"
@@ -240,7 +240,7 @@ def gate(tracking_uri: str, gates: RegisterParams, run_name: str | None) -> Gate
 def promote_candidates(tracking_uri: str, candidates: dict[str, str], reason: str) -> dict[str, str]:
     from mlflow import MlflowClient
 
-    from fashion_edit import registry
+    from fashion_edit.tracking import registry
 
     client = MlflowClient(tracking_uri)
     return {name: str(registry.promote(client, name, version, reason).version)

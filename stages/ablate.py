@@ -4,7 +4,7 @@
 
 Reads data/prepared, data/fid_reference and artifacts/{parser,segmenter}; writes checkpoints/ablations/<variant>/
 (persistent: resumes after a kill), reports/ablations/<variant>/ (one metrics JSON per seed, curves)
-and one MLflow run per seed under the pipeline's parent run. See fashion_edit/ablation.py.
+and one MLflow run per seed under the pipeline's parent run. See fashion_edit/evaluation/ablation.py.
 """
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ import argparse
 import logging
 import sys
 
-from fashion_edit.ablation import run_variant
-from fashion_edit.stage_args import stage_parser
-from fashion_edit.training.stage import EXPECTED_ERRORS
 from fashion_edit.config import load_params
-from fashion_edit.editor import EditorModelError
-from fashion_edit.evaluation import EvaluationError
-from fashion_edit.fid_reference import FidReferenceError
-from fashion_edit.segmenter import SegmenterError
+from fashion_edit.evaluation.ablation import run_variant
+from fashion_edit.evaluation.evaluate import EvaluationError
+from fashion_edit.evaluation.fid_reference import FidReferenceError
+from fashion_edit.serving.editor import EditorModelError
+from fashion_edit.stage_args import stage_parser
+from fashion_edit.training.segmenter import SegmenterError
+from fashion_edit.training.stage import EXPECTED_ERRORS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -9,7 +9,7 @@ baseline), reports/evaluate.json (every number, with the headline metrics' stand
 reports/evaluate.md (the table),
 reports/evaluate/samples.png (DVC plot: input, sketch + colour, completed parsing, output, ground
 truth for evaluate.grid_items fixed test items) and one MLflow run. The metrics are documented in
-fashion_edit/evaluation.py.
+fashion_edit/evaluation/evaluate.py.
 """
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ import sys
 
 from fashion_edit.config import ParamsError, load_params
 from fashion_edit.data.store import StoreError
-from fashion_edit.editor import EditorModelError
-from fashion_edit.evaluation import EvaluatePaths, EvaluationError, run_evaluation
-from fashion_edit.fid_reference import FidReferenceError
+from fashion_edit.evaluation.evaluate import EvaluatePaths, EvaluationError, run_evaluation
+from fashion_edit.evaluation.fid_reference import FidReferenceError
 from fashion_edit.pretrained import WeightsError
-from fashion_edit.segmenter import SegmenterError
+from fashion_edit.serving.editor import EditorModelError
 from fashion_edit.stage_args import stage_parser
-from fashion_edit.tracking import TrackingError
+from fashion_edit.tracking.runs import TrackingError
+from fashion_edit.training.segmenter import SegmenterError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -3,7 +3,7 @@
     python -m stages.fid_reference [--params params.yaml]
 
 Reads data/prepared/test; writes data/fid_reference/test.npz, the real side of every FID that
-`evaluate` and the `ablations@<variant>` stages compute (see fashion_edit/fid_reference.py).
+`evaluate` and the `ablations@<variant>` stages compute (see fashion_edit/evaluation/fid_reference.py).
 """
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import time
 
 from fashion_edit.config import ParamsError, load_params
 from fashion_edit.data.store import StoreError, open_split
-from fashion_edit.fid_reference import REFERENCE_FILE, FidReferenceError, compute_reference, save_reference
-from fashion_edit.metrics.fid import InceptionFeatures
+from fashion_edit.evaluation.fid_reference import REFERENCE_FILE, FidReferenceError, compute_reference, save_reference
+from fashion_edit.evaluation.metrics.fid import InceptionFeatures
 from fashion_edit.pretrained import WeightsError
 from fashion_edit.stage_args import stage_parser
 

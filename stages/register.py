@@ -7,7 +7,7 @@ After `evaluate`: writes the editor bundle artifacts/editor/ (usable offline wit
 registers each as a new version with alias `candidate` (tags: the numbers of reports/evaluate.json,
 i.e. each headline metric and its standard error, git commit, DVC lock/params hashes, pipeline run),
 and moves `champion` to the new versions when the editor passes the noise-aware gate against the
-champion (fashion_edit/registry.py; params `registry.noise_z`), or when there is no champion.
+champion (fashion_edit/tracking/registry.py; params `registry.noise_z`), or when there is no champion.
 Writes reports/register.json (versions, promoted, reason).
 """
 from __future__ import annotations
@@ -16,12 +16,12 @@ import argparse
 import sys
 
 from fashion_edit.config import ParamsError, load_params
-from fashion_edit.editor import EditorModelError
-from fashion_edit.editor_model import RegisterPaths, register_models
-from fashion_edit.registry import RegistryError
-from fashion_edit.segmenter import SegmenterError
+from fashion_edit.serving.editor import EditorModelError
 from fashion_edit.stage_args import stage_parser
-from fashion_edit.tracking import TrackingError
+from fashion_edit.tracking.register import RegisterPaths, register_models
+from fashion_edit.tracking.registry import RegistryError
+from fashion_edit.tracking.runs import TrackingError
+from fashion_edit.training.segmenter import SegmenterError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

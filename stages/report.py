@@ -13,12 +13,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from fashion_edit.ablation import variant_metric_files
-from fashion_edit.ablation_report import build_report, load_variant_metrics
 from fashion_edit.config import ParamsError, load_params
-from fashion_edit.headline import ABLATION_DETAIL, ABLATION_HEADLINES
+from fashion_edit.evaluation.ablation import variant_metric_files
+from fashion_edit.evaluation.ablation_report import build_report, load_variant_metrics
+from fashion_edit.evaluation.headline import ABLATION_DETAIL, ABLATION_HEADLINES
 from fashion_edit.stage_args import stage_parser
-from fashion_edit.tracking import TrackingError, start_stage_run
+from fashion_edit.tracking.runs import TrackingError, start_stage_run
 
 OUT_MD = Path("reports/ablations.md")
 OUT_PNG = Path("reports/figures/ablations.png")

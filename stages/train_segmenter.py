@@ -15,11 +15,11 @@ import sys
 
 from fashion_edit.config import ParamsError, load_params
 from fashion_edit.data.store import StoreError
-from fashion_edit.segmenter import SegmenterError, SegmenterPaths, train_segmenter, use_provided_segmenter
 from fashion_edit.stage_args import stage_parser
-from fashion_edit.tracking import TrackingError
+from fashion_edit.tracking.runs import TrackingError
 from fashion_edit.training.checkpoints import CheckpointError
 from fashion_edit.training.loop import NonFiniteLossError
+from fashion_edit.training.segmenter import SegmenterError, SegmenterPaths, train_segmenter, use_provided_segmenter
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

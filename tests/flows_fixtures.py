@@ -59,15 +59,15 @@ def _dvc(repo: Path, *args: str) -> None:
 
 # The fake pipeline's one stage: "trains" (metrics are a function of the params, so a params
 # override makes a better or worse model), writes the evaluate metrics and registers the three
-# models the way the real register stage does, through fashion_edit.registry.
+# models the way the real register stage does, through fashion_edit.tracking.registry.
 FAKE_STAGE = textwrap.dedent('''
     import json, os, sys
     from pathlib import Path
     from mlflow import MlflowClient
-    from fashion_edit import registry
+    from fashion_edit.tracking import registry
     from fashion_edit.config import load_params
-    from fashion_edit.headline import MODEL_HEADLINE, write_headline
-    from fashion_edit.tracking import resolve_tracking_uri
+    from fashion_edit.evaluation.headline import MODEL_HEADLINE, write_headline
+    from fashion_edit.tracking.runs import resolve_tracking_uri
 
     params = load_params("params.yaml")
     if params.data.source != "synthetic":

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from fashion_edit.ablation_report import build_report, load_variant_metrics, markdown_table, summarize
-from fashion_edit.headline import HEADLINE_METRICS
+from fashion_edit.evaluation.ablation_report import build_report, load_variant_metrics, markdown_table, summarize
+from fashion_edit.evaluation.headline import HEADLINE_METRICS
 
 
 def _metrics(fid: float, miou: float) -> dict:

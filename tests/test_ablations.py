@@ -7,9 +7,9 @@ import math
 import pytest
 import yaml
 
-from fashion_edit.ablation import variant_metric_files, variant_params
 from fashion_edit.config import ParamsError
-from fashion_edit.headline import ABLATION_HEADLINES, HEADLINE_METRICS
+from fashion_edit.evaluation.ablation import variant_metric_files, variant_params
+from fashion_edit.evaluation.headline import ABLATION_HEADLINES, HEADLINE_METRICS
 from tests.conftest import DVC_METRICS_WIDTH, run_in, tiny_params
 
 

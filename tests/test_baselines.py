@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from fashion_edit.baselines import BASELINES, inpaint_batch, mean_colour_fill, telea_inpaint
+from fashion_edit.evaluation.baselines import BASELINES, inpaint_batch, mean_colour_fill, telea_inpaint
 
 
 def _gradient_image(size: int = 64) -> np.ndarray:

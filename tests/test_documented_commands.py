@@ -34,7 +34,7 @@ PLOTS_SHOW = ".venv/bin/dvc plots show"
 EXP_RUN = ".venv/bin/dvc exp run -S inpainter.norm=spade -S train_inpainter.steps=200"
 EXP_SHOW = ".venv/bin/dvc exp show"
 NETWORKS = ".venv/bin/python -m fashion_edit.networks --params params.yaml"
-EDIT = (".venv/bin/python -m fashion_edit.cli edit --image in.png --mask hole.png [--sketch lines.png] "
+EDIT = (".venv/bin/python -m fashion_edit.serving.cli edit --image in.png --mask hole.png [--sketch lines.png] "
         "[--colour strokes.png] --out edited.png [--model models:/editor@champion | --checkpoint artifacts/editor]")
 FLOW_RUN = ".venv/bin/python -m flows.retrain run -S train_inpainter.steps=200 --target register"
 SERVER = ".venv/bin/prefect server start --host 127.0.0.1 &"
@@ -255,7 +255,7 @@ def _pipeline_runs(clone: Path, key: str | None = None) -> list:
     """The MLflow parent runs that group stage runs (of one run-group id, if given)."""
     from mlflow import MlflowClient
 
-    from fashion_edit.tracking import TAG_PIPELINE_RUN, TAG_ROLE
+    from fashion_edit.tracking.runs import TAG_PIPELINE_RUN, TAG_ROLE
 
     client = MlflowClient(f"sqlite:///{clone / 'mlflow.db'}")
     wanted = f"tags.`{TAG_ROLE}` = 'pipeline'" + (f" and tags.`{TAG_PIPELINE_RUN}` = '{key}'" if key else "")

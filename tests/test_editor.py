@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 import torch
 
-from fashion_edit import cli
-from fashion_edit.editor import EditInputError, Editor, EditorModelError, EditorNetworks
-from fashion_edit.editor_model import load_registered_model, save_editor_model
 from fashion_edit.networks import build_inpainter, build_parser
-from fashion_edit.segmenter import build_segmenter, segmenter_architecture
+from fashion_edit.serving import cli
+from fashion_edit.serving.editor import EditInputError, Editor, EditorModelError, EditorNetworks
+from fashion_edit.serving.pyfunc import load_registered_model, save_editor_model
+from fashion_edit.training.segmenter import build_segmenter, segmenter_architecture
 from tests.conftest import REPO_ROOT, open_residual_heads, repo_env, tiny_params
 
 SIZE = (64, 64)
@@ -116,7 +116,7 @@ def test_bundle_with_mismatched_weights_is_reported(bundle: Path, tmp_path: Path
 def test_editor_pyfunc_round_trip_through_mlflow(editor: Editor, bundle: Path, tmp_path: Path):
     from mlflow import MlflowClient
 
-    from fashion_edit.registry import register_version
+    from fashion_edit.tracking.registry import register_version
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
@@ -226,7 +226,7 @@ def test_cli_edit_with_checkpoint_writes_the_image(files, bundle: Path, tmp_path
 
 def test_cli_runs_as_a_module(files, bundle: Path, tmp_path: Path):
     out = tmp_path / "edited.png"
-    done = subprocess.run([sys.executable, "-m", "fashion_edit.cli", *edit_command(files, out, "--checkpoint",
+    done = subprocess.run([sys.executable, "-m", "fashion_edit.serving.cli", *edit_command(files, out, "--checkpoint",
                                                                                    str(bundle))],
                           cwd=REPO_ROOT, env=repo_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

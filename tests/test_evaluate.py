@@ -11,16 +11,16 @@ import pytest
 import torch
 
 from fashion_edit.data.store import open_split
-from fashion_edit.editor import EditorModelError, EditorNetworks
-from fashion_edit.evaluation import (BASELINES, GRID_COLUMNS, EvaluatePaths, evaluate, grid_indices,
+from fashion_edit.evaluation.evaluate import (BASELINES, GRID_COLUMNS, EvaluatePaths, evaluate, grid_indices,
                                      run_evaluation)
-from fashion_edit.fid_reference import FidReferenceError, compute_reference, load_reference, save_reference
-from fashion_edit.headline import HEADLINE_METRICS, MODEL, se_key
-from fashion_edit.metrics.fid import InceptionFeatures
+from fashion_edit.evaluation.fid_reference import FidReferenceError, compute_reference, load_reference, save_reference
+from fashion_edit.evaluation.headline import HEADLINE_METRICS, MODEL, se_key
+from fashion_edit.evaluation.metrics.fid import InceptionFeatures
 from fashion_edit.networks import build_inpainter, build_parser
-from fashion_edit.segmenter import (SegmenterError, SegmenterPaths, build_segmenter, load_segmenter, save_segmenter,
-                                    segmenter_architecture, train_segmenter, use_provided_segmenter)
+from fashion_edit.serving.editor import EditorModelError, EditorNetworks
 from fashion_edit.training.checkpoints import atomic_torch_save
+from fashion_edit.training.segmenter import (SegmenterError, SegmenterPaths, build_segmenter, load_segmenter, save_segmenter,
+                                    segmenter_architecture, train_segmenter, use_provided_segmenter)
 from tests.conftest import tiny_params
 
 MODEL_KEYS = ("fid", "kid", "kid_std", "parser_miou_hole", "parser_miou", "parser_pixel_acc_hole", "parser_pixel_acc",

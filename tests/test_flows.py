@@ -134,7 +134,7 @@ def test_repro_mode_rejects_overrides(fake_project):
 def test_dvc_timeout_stops_the_whole_process_group(tmp_path):
     import time
 
-    from fashion_edit import dvc_runner
+    from flows import dvc_runner
 
     project = make_fake_project(tmp_path / "project")
     marker = tmp_path / "still-running"

@@ -17,11 +17,11 @@ import torch
 
 from bench.learning_curve import EVALUATE_JSON, main, required_inputs
 from fashion_edit.data.store import open_split
-from fashion_edit.fid_reference import REFERENCE_FILE, compute_reference, save_reference
-from fashion_edit.metrics.fid import InceptionFeatures
+from fashion_edit.evaluation.fid_reference import REFERENCE_FILE, compute_reference, save_reference
+from fashion_edit.evaluation.metrics.fid import InceptionFeatures
 from fashion_edit.networks import build_parser
-from fashion_edit.segmenter import build_segmenter, save_segmenter, segmenter_architecture
 from fashion_edit.training.checkpoints import atomic_torch_save
+from fashion_edit.training.segmenter import build_segmenter, save_segmenter, segmenter_architecture
 from tests.conftest import tiny_params, write_params
 
 METRIC_COLUMNS = ("fid", "kid", "st_lpips", "psnr_hole", "ssim")

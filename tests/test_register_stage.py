@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fashion_edit import registry
-from fashion_edit.editor import Editor
-from fashion_edit.editor_model import (RegisterPaths, example_batch, gate_and_promote, load_registered_model,
-                                       register_candidates, register_models)
-from fashion_edit.headline import EVALUATE_DETAIL, HEADLINE_METRICS, REGISTER_REPORT
+from fashion_edit.evaluation.headline import EVALUATE_DETAIL, HEADLINE_METRICS, REGISTER_REPORT
 from fashion_edit.networks import parser_input
+from fashion_edit.serving.editor import Editor
+from fashion_edit.serving.pyfunc import example_batch, load_registered_model
+from fashion_edit.tracking import registry
+from fashion_edit.tracking.register import RegisterPaths, gate_and_promote, register_candidates, register_models
 from stages import register as register_stage
 from tests.conftest import DVC_METRICS_WIDTH, tiny_params
 from tests.test_evaluate import write_random_artifacts
@@ -119,7 +119,7 @@ def test_a_gain_within_noise_is_not_promoted_unless_noise_z_allows_it(registered
 def test_an_unreachable_tracking_server_changes_no_output(tmp_path: Path):
     import socket
 
-    from fashion_edit.tracking import TrackingError
+    from fashion_edit.tracking.runs import TrackingError
 
     write_random_artifacts(tmp_path / "artifacts")
     paths = register_paths(tmp_path)
@@ -145,7 +145,7 @@ def test_register_stage_reports_missing_evaluation(tmp_path: Path, capsys):
 @pytest.mark.slow
 def test_dvc_stages_evaluate_register_and_the_edit_command(tiny_repo: Path, tmp_path: Path):
     """train_segmenter -> fid_reference -> evaluate -> register through DVC (training stages replaced by random weights),
-    then `fashion_edit.cli edit` with the registry's champion, then a no-op rerun registers nothing new."""
+    then `fashion_edit.serving.cli edit` with the registry's champion, then a no-op rerun registers nothing new."""
     import cv2
 
     from tests.conftest import run_in
@@ -171,7 +171,7 @@ def test_dvc_stages_evaluate_register_and_the_edit_command(tiny_repo: Path, tmp_
     image = tmp_path / "in.png"
     cv2.imwrite(str(image), np.full((96, 64, 3), 90, np.uint8))
     cv2.imwrite(str(tmp_path / "mask.png"), np.pad(np.full((30, 30), 255, np.uint8), ((30, 36), (10, 24))))
-    run_in(tiny_repo, sys.executable, "-m", "fashion_edit.cli", "edit", "--image", str(image), "--mask",
+    run_in(tiny_repo, sys.executable, "-m", "fashion_edit.serving.cli", "edit", "--image", str(image), "--mask",
            str(tmp_path / "mask.png"), "--out", str(tmp_path / "out.png"), "--model", "models:/editor@champion")
     assert cv2.imread(str(tmp_path / "out.png")).shape == (96, 64, 3)
 

@@ -1,4 +1,4 @@
-"""fashion_edit.registry against a real SQLite MLflow registry (the session's shared store)."""
+"""fashion_edit.tracking.registry against a real SQLite MLflow registry (the session's shared store)."""
 from __future__ import annotations
 
 import math
@@ -7,8 +7,8 @@ import uuid
 import pytest
 
 from fashion_edit.config import Params, RegisterParams
-from fashion_edit.headline import HEADLINE_METRICS, se_key
-from fashion_edit.registry import (
+from fashion_edit.evaluation.headline import HEADLINE_METRICS, se_key
+from fashion_edit.tracking.registry import (
     CANDIDATE,
     CHAMPION,
     RegistryError,

@@ -16,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from fashion_edit.config import MlflowParams
-from fashion_edit.tracking import (ENV_PIPELINE_RUN, TAG_PARAMS_HASH, TAG_PIPELINE_RUN, TAG_STAGE, NullRun,
+from fashion_edit.tracking.runs import (ENV_PIPELINE_RUN, TAG_PARAMS_HASH, TAG_PIPELINE_RUN, TAG_STAGE, NullRun,
                                    TrackingError, artifact_location, flatten_params, params_hash, pipeline_run_key,
                                    probe_tracking_server, resolve_tracking_uri, start_stage_run)
 from tests.conftest import tiny_params, unmount
@@ -73,7 +73,7 @@ def _local_server(api_status: int = 404) -> Iterator[str]:
 @pytest.fixture
 def client_retry_env(monkeypatch):
     """The MLflow client's retry settings unset for the test, and restored after it (the probe sets them)."""
-    from fashion_edit.tracking import CLIENT_RETRY_ENV
+    from fashion_edit.tracking.runs import CLIENT_RETRY_ENV
 
     for name in CLIENT_RETRY_ENV:
         monkeypatch.setenv(name, "")  # records the original value, restored after the test
@@ -171,7 +171,7 @@ def test_pipeline_run_env_var_starts_a_new_group(tmp_path, mlflow_uri, monkeypat
 _FAKE_DVC = '''import subprocess, sys
 STAGE = """
 import sys
-from fashion_edit.tracking import pipeline_run_key
+from fashion_edit.tracking.runs import pipeline_run_key
 from tests.conftest import tiny_params, unmount
 print(pipeline_run_key(tiny_params({"train_inpainter": {"steps": int(sys.argv[1])}}), "0123456789abcdef"))
 """
@@ -236,7 +236,7 @@ def test_deleted_experiment_is_reported(tmp_path, mlflow_uri):
 
 
 def test_git_commit_tag_is_unknown_outside_git(tmp_path: Path):
-    from fashion_edit.tracking import git_commit
+    from fashion_edit.tracking.runs import git_commit
 
     assert git_commit(tmp_path) == "unknown"
 
@@ -251,7 +251,7 @@ def test_unsafe_pipeline_run_id_is_rejected(tmp_path, mlflow_uri, monkeypatch):
 _STAGE_LIKE = """
 import sys, time
 from pathlib import Path
-from fashion_edit.tracking import start_stage_run
+from fashion_edit.tracking.runs import start_stage_run
 from tests.conftest import tiny_params, unmount
 run = start_stage_run(tiny_params({"mlflow": {"experiment": "orphans"}}), "train_parser", ("train_parser",),
                       Path(sys.argv[1]))
@@ -352,7 +352,7 @@ def test_a_read_only_store_is_named_before_any_run_starts(read_only_store):
 
 def test_a_write_refused_by_sqlite_is_one_line_without_the_library_traceback(read_only_store, monkeypatch, capfd):
     """Where the permission check cannot see it (e.g. a network filesystem), SQLite's refusal says the same."""
-    import fashion_edit.tracking as tracking
+    import fashion_edit.tracking.runs as tracking
 
     monkeypatch.setattr(tracking, "check_store_writable", lambda uri: None)
     params = tiny_params({"mlflow": {"experiment": "ro-new", "tracking_uri": ""}})  # its creation is a write

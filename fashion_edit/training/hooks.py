@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from fashion_edit.tracking import NullRun
+from fashion_edit.tracking.runs import NullRun
 from fashion_edit.training.loop import Hook, LoopState
 
 THROUGHPUT_METRIC = "images_per_s"

@@ -34,7 +34,7 @@ from fashion_edit import hardware
 from fashion_edit.config import Params, TrainParams
 from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.store import open_split
-from fashion_edit.tracking import NullRun, mark_run_killed, params_hash, start_stage_run
+from fashion_edit.tracking.runs import NullRun, mark_run_killed, params_hash, start_stage_run
 from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint, atomic_torch_save,
                                                checkpoint_misfit, load_matching_checkpoint,
                                                remove_stale_temporaries, save_checkpoint)

@@ -18,7 +18,7 @@ from pathlib import Path
 from fashion_edit.config import ParamsError, load_params
 from fashion_edit.data.store import StoreError
 from fashion_edit.pretrained import WeightsError
-from fashion_edit.tracking import TrackingError
+from fashion_edit.tracking.runs import TrackingError
 from fashion_edit.training.checkpoints import CheckpointError
 from fashion_edit.training.distributed import (DistributedSetupError, default_nproc, launched_by_torchrun,
                                                setup_distributed, teardown_distributed, torchrun_command)

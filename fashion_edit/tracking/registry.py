@@ -7,7 +7,7 @@ The metrics on the version are what the gate compares, so a champion carries the
 won with and a later candidate is judged against exactly those.
 
 Gate (:func:`promotion_decision`): a difference counts only when it is larger than the noise of
-the two measurements. For each headline metric (``fashion_edit.headline.HEADLINE_METRICS``: FID,
+the two measurements. For each headline metric (``fashion_edit.evaluation.headline.HEADLINE_METRICS``: FID,
 KID, ST-LPIPS, hole PSNR, parser mIoU, each with its direction) the gap candidate - champion is
 compared with z·σ, where σ = sqrt(SE_candidate² + SE_champion²) from the ``<metric>_se`` tags (the
 evaluation's bootstrap over test images) and z = ``registry.noise_z`` in ``params.yaml`` (2 by
@@ -43,8 +43,8 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_
 from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
 
 from fashion_edit.config import Params, RegisterParams
-from fashion_edit.headline import EVALUATE_DETAIL, HEADLINE_METRICS, se_key
-from fashion_edit.tracking import git_commit, pipeline_run_key
+from fashion_edit.evaluation.headline import EVALUATE_DETAIL, HEADLINE_METRICS, se_key
+from fashion_edit.tracking.runs import git_commit, pipeline_run_key
 
 CANDIDATE = "candidate"
 CHAMPION = "champion"
@@ -132,7 +132,7 @@ def _git_dirty(repo: Path) -> str:
 def pipeline_identity(params: Params, repo_root: str | Path = ".") -> dict[str, str]:
     """Tags naming the code, the DVC pipeline state and the pipeline run a version came from.
 
-    ``pipeline.run`` is the same run-group id :mod:`fashion_edit.tracking` puts on the MLflow
+    ``pipeline.run`` is the same run-group id :mod:`fashion_edit.tracking.runs` puts on the MLflow
     parent run (``FASHION_EDIT_PIPELINE_RUN`` = the DVC experiment name when the Prefect flow
     runs the pipeline), so a version leads back to its runs.
     """
@@ -274,7 +274,7 @@ def _decided_without_comparing(candidate: Mapping[str, float],
     absent = [k for k in HEADLINE_METRICS if _finite(champion, k) is None]
     if absent:
         return Decision(False, f"champion has no finite recorded {absent} tags, so the candidate cannot be "
-                               "compared; promote by hand (fashion_edit.registry.promote) if intended")
+                               "compared; promote by hand (fashion_edit.tracking.registry.promote) if intended")
     no_se = [se_key(k) for k in HEADLINE_METRICS if _finite(candidate, se_key(k)) is None]
     if no_se:
         return Decision(False, f"candidate has no standard errors {no_se}, so its noise is unknown: re-run "

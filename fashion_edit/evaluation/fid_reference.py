@@ -4,7 +4,7 @@ Every FID of the pipeline compares edited test images with the same real test im
 Inception features (the most expensive half of an evaluation on CPU) are the output of one stage,
 ``fid_reference`` (``data/fid_reference/test.npz``), which ``evaluate`` and every ablation variant
 read instead of recomputing them. This is the "precomputed statistics" practice of pytorch-fid and
-clean-fid, but the features themselves are kept: ``fashion_edit.metrics.fid.fid_from_features``
+clean-fid, but the features themselves are kept: ``fashion_edit.evaluation.metrics.fid.fid_from_features``
 needs them for its exact small-sample computation.
 
 The file records a fingerprint of the images it was computed from (their bytes and the FID
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from fashion_edit.data.store import PreparedSplit
-from fashion_edit.metrics.fid import FEATURE_DIM, FID_METRIC_NAME, InceptionFeatures
+from fashion_edit.evaluation.metrics.fid import FEATURE_DIM, FID_METRIC_NAME, InceptionFeatures
 
 REFERENCE_FILE = Path("data") / "fid_reference" / "test.npz"  # relative to the repository root
 REBUILD = "run `dvc repro fid_reference`"

@@ -26,15 +26,15 @@ from typing import Any
 import torch
 
 from fashion_edit.config import Params, ParserNet
-from fashion_edit.editor import TRAINED_WEIGHTS, EditorNetworks, load_weights
-from fashion_edit.evaluation import EvaluatePaths, evaluate
+from fashion_edit.evaluation.evaluate import EvaluatePaths, evaluate
 from fashion_edit.networks import build_inpainter, build_inpainter_discriminator, build_parser, count_parameters
-from fashion_edit.segmenter import load_segmenter
-from fashion_edit.tracking import log_to_run
+from fashion_edit.serving.editor import TRAINED_WEIGHTS, EditorNetworks, load_weights
+from fashion_edit.tracking.runs import log_to_run
+from fashion_edit.training.curves import LossHistory
 from fashion_edit.training.distributed import setup_distributed, teardown_distributed
 from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
-from fashion_edit.training.curves import LossHistory
 from fashion_edit.training.runner import TrainOutcome, TrainPaths, train
+from fashion_edit.training.segmenter import load_segmenter
 
 STAGE_TEMPLATE = "ablations@{variant}"  # the dvc.yaml foreach stage of one variant
 

@@ -6,7 +6,7 @@ With more than one seed a cell shows ``mean ± std`` (sample std, ddof=1) so a r
 a real difference from seed noise. Besides the table and the plot: a detail JSON (mean/std/n of
 every column per variant) and one headline file per variant (``<variant>.json``: the means over
 seeds of the headline metrics, the keys of the evaluation's headline files, see
-``fashion_edit.headline``).
+``fashion_edit.evaluation.headline``).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_edit.headline import HEADLINE_METRICS, write_headline
+from fashion_edit.evaluation.headline import HEADLINE_METRICS, write_headline
 
 # metric key -> (column header, True when higher is better); order = table order
 COLUMNS: dict[str, tuple[str, bool]] = {

@@ -5,7 +5,7 @@ compare`` must agree on (no heavy imports: the registry and the CLI read it with
 
 - :data:`HEADLINE_METRICS`: key -> True when higher is better. The gate judges exactly these.
 - ``<key>_se`` (:func:`se_key`): the metric's standard error, from a bootstrap over test images
-  (``fashion_edit.metrics.bootstrap``); written by ``evaluate`` and tagged on registered versions.
+  (``fashion_edit.evaluation.metrics.bootstrap``); written by ``evaluate`` and tagged on registered versions.
 - Files (relative to the repository root). ``dvc metrics show`` lists only the headline files,
   one row per method (``reports/metrics/evaluate/<method>.json``: the model and each baseline) and
   per ablation variant (``reports/metrics/ablations/<variant>.json``, means over seeds), all with

@@ -5,7 +5,7 @@ draws serve every metric and method of one evaluation (row ``r`` of :func:`boots
 the edited and real images of a test item always stay together: they are pairs, not two samples.
 The standard error is the sample std of the replicates. Per-image means (hole PSNR, ST-LPIPS) and
 the pooled parser mIoU resample per-image values; FID and KID resample Inception features
-(``fashion_edit.metrics.fid.PairedFid``, :func:`fashion_edit.metrics.fid.kid_replicates`).
+(``fashion_edit.evaluation.metrics.fid.PairedFid``, :func:`fashion_edit.evaluation.metrics.fid.kid_replicates`).
 """
 from __future__ import annotations
 

@@ -43,8 +43,8 @@ from fashion_edit.data.dataset import to_unit_range
 from fashion_edit.data.labels import BACKGROUND
 from fashion_edit.data.preprocess import border_colour
 from fashion_edit.networks import Batch, build_inpainter, build_parser, parser_input, run_inpainter
-from fashion_edit.segmenter import WEIGHTS_FILE as SEGMENTER_WEIGHTS, build_segmenter, load_segmenter, segment
 from fashion_edit.training.checkpoints import atomic_torch_save
+from fashion_edit.training.segmenter import WEIGHTS_FILE as SEGMENTER_WEIGHTS, build_segmenter, load_segmenter, segment
 
 BUNDLE_FORMAT = "fashion-edit-editor/1"
 BUNDLE_MANIFEST = "editor.json"

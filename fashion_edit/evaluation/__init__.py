@@ -1,0 +1,1 @@
+"""Evaluation: metrics, baselines, the evaluate stage, ablations and their report."""

@@ -1,0 +1,1 @@
+"""Serving: one edit, the MLflow pyfunc around it, the command line."""

@@ -1,0 +1,199 @@
+"""The registered models: ``editor`` (an MLflow pyfunc around :class:`fashion_edit.serving.editor.Editor`),
+``parser`` and ``inpainter`` (pytorch flavour): how each is saved and loaded.
+
+    model = load_registered_model("models:/editor@champion", tracking_uri)   # or mlflow.pyfunc.load_model
+    edited = model.predict({"image": "in.png", "mask": "mask.png", "sketch": "s.png"})   # (H, W, 3) uint8
+    edited = model.predict({"image": rgb_array, "mask": mask_array}, params={"seed": 3})
+    edits = model.predict(pandas.DataFrame({"image": [...], "mask": [...]}))            # list of arrays
+
+Input: one edit as a mapping with ``image`` and ``mask`` and optionally ``sketch`` and ``colour``
+(each a numpy array, nested lists of pixel values, an image file path or base64-encoded PNG/JPEG
+text; conventions in ``fashion_edit.serving.editor``), or a list of such mappings / a DataFrame with those
+columns (missing optional cells: None or NaN). Output: the edited image, or a list of them. Param
+``seed`` (default 0) fixes the noise inside the hole. A JSON request to ``mlflow models serve``:
+``{"inputs": {"image": "<base64 PNG>", "mask": "<base64 PNG>"}, "params": {"seed": 3}}``, or
+``{"dataframe_records": [{"image": [[[r, g, b], ...], ...], "mask": [[0, 255, ...], ...]}]}``.
+
+The model folder holds the editor bundle (weights + architectures) as the artifact ``editor`` and
+this project's ``fashion_edit`` and ``models`` packages as code, so it loads wherever its pinned
+requirements are installed.
+
+``parser`` and ``inpainter`` are saved in MLflow's ``pt2`` format (``torch.export``: no pickled code),
+batch size dynamic, spatial size fixed to the training resolution, each with one float32 input:
+- parser: (B, 26, H, W) = ``fashion_edit.networks.parser_input`` -> logits (B, 20, H, W);
+- inpainter: (B, 30, H, W) = [incomplete image (3), known foreground M' (1), hole M (1), parsing
+  one-hot (20), conditioning E = noise, colour, sketch (5)] -> generated image (B, 3, H, W) in [-1, 1],
+  not composited (compose with G * M + I * (1 - M)).
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import mlflow.pytorch
+import numpy as np
+import torch
+from mlflow.models import ModelSignature
+from mlflow.types.schema import ParamSchema, ParamSpec
+
+from fashion_edit.networks import Batch, incomplete_image, inpainter_condition, onehot, parser_input
+from fashion_edit.serving.editor import EditInputError, Editor, EditorNetworks, known_foreground
+
+EDITOR_ARTIFACT = "editor"
+REQUIRED_KEYS = ("image", "mask")
+OPTIONAL_KEYS = ("sketch", "colour")
+# distributions the editor imports at load/predict time (pinned to the versions installed here)
+RUNTIME_DISTRIBUTIONS = ("torch", "numpy", "opencv-python", "pydantic", "pyyaml", "tqdm", "pillow", "mlflow")
+PYTORCH_DISTRIBUTIONS = ("torch", "numpy", "mlflow")
+EXAMPLE_BATCH = 2  # > 1 so torch.export keeps the batch dimension dynamic
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+def pinned_requirements(distributions: tuple[str, ...] = RUNTIME_DISTRIBUTIONS) -> list[str]:
+    """``name==installed version`` for each distribution (explicit: MLflow does not infer them).
+
+    A local version label (torch's ``+cpu``) names a wheel index rather than a release, so it is dropped.
+    """
+    pins = []
+    for name in distributions:
+        try:
+            pins.append(f"{name}=={version(name).split('+')[0]}")
+        except PackageNotFoundError:
+            raise RuntimeError(f"{name} is not installed, so the model's requirements cannot be pinned; "
+                               "install the project (`make install`)") from None
+    return pins
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _unwrapped(value: Any) -> Any:
+    """The value inside a 0-d array: `mlflow models serve` turns each value of an ``inputs`` request into
+    an array, so a base64 string or a null arrives as one."""
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
+def edit_request(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Check one request's keys; optional inputs that are None/NaN become None."""
+    unknown = set(row) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS)
+    if unknown:
+        raise EditInputError(f"unknown input(s) {sorted(unknown)}; an edit takes {REQUIRED_KEYS + OPTIONAL_KEYS}")
+    values = {key: _unwrapped(row.get(key)) for key in REQUIRED_KEYS + OPTIONAL_KEYS}
+    absent = [key for key in REQUIRED_KEYS if _missing(values[key])]
+    if absent:
+        raise EditInputError(f"an edit needs {list(REQUIRED_KEYS)}; missing {absent}")
+    return {key: None if _missing(value) else value for key, value in values.items()}
+
+
+class EditorModel(mlflow.pyfunc.PythonModel):
+    """pyfunc: image + mask (+ sketch, colour strokes) -> edited image; see the module docstring."""
+
+    # No type hints on predict and no input schema, on purpose: MLflow would then convert the inputs
+    # (arrays of any size, paths, optional keys) itself. This is MLflow's switch for that (without it
+    # every import warns that predict has no usable type hints).
+    _skip_type_hint_validation = True
+
+    def load_context(self, context: Any) -> None:
+        self.editor = Editor.load(context.artifacts[EDITOR_ARTIFACT])
+
+    def predict(self, context, model_input, params=None):  # noqa: ANN001 - see the note above
+        seed = int((params or {}).get("seed", 0))
+        if isinstance(model_input, Mapping):
+            return self.editor.edit(**edit_request(model_input), seed=seed)
+        if hasattr(model_input, "to_dict"):  # a pandas DataFrame, one edit per row
+            model_input = model_input.to_dict("records")
+        if isinstance(model_input, list):
+            return [self.editor.edit(**edit_request(row), seed=seed) for row in model_input]
+        raise EditInputError(f"editor input must be a mapping with {list(REQUIRED_KEYS)} (+ {list(OPTIONAL_KEYS)}), "
+                             f"a list of them or a DataFrame; got {type(model_input).__name__}")
+
+
+def editor_signature() -> ModelSignature:
+    """No tensor schema (inputs are arrays of any size or paths, some optional); the ``seed`` param."""
+    return ModelSignature(inputs=None, params=ParamSchema([ParamSpec("seed", "long", 0)]))
+
+
+def save_editor_model(bundle: Path, path: Path) -> Path:
+    """Save the editor bundle at ``bundle`` as a pyfunc model folder at ``path``."""
+    mlflow.pyfunc.save_model(
+        path, python_model=EditorModel(), artifacts={EDITOR_ARTIFACT: str(bundle)},
+        code_paths=[str(PACKAGE_ROOT / "fashion_edit"), str(PACKAGE_ROOT / "models")],
+        pip_requirements=pinned_requirements(), signature=editor_signature(), input_example=example_request())
+    return path
+
+
+def example_request(height: int = 24, width: int = 16) -> dict[str, np.ndarray]:
+    """A small valid edit (grey image, a centred rectangular hole): the model's saved input example,
+    run once by MLflow at save time. Any image size works; the editor fits it to its resolution."""
+    mask = np.zeros((height, width), np.uint8)
+    mask[height // 4:3 * height // 4, width // 4:3 * width // 4] = 255
+    return {"image": np.full((height, width, 3), 128, np.uint8), "mask": mask}
+
+
+MODEL_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))")
+
+
+def load_registered_model(model_uri: str, tracking_uri: str) -> Any:
+    """The pyfunc at ``model_uri`` (``models:/name@alias``, ``models:/name/3`` or an artifact URI) read from the
+    store at ``tracking_uri``, without changing MLflow's process-global URIs. MlflowException if absent."""
+    from mlflow import MlflowClient
+    from mlflow.artifacts import download_artifacts
+
+    source = model_uri
+    match = MODEL_URI.fullmatch(model_uri)
+    if match:
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        name, alias, number = match.group("name", "alias", "version")
+        found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
+        source = found.source
+    return mlflow.pyfunc.load_model(download_artifacts(artifact_uri=source, tracking_uri=tracking_uri))
+
+
+# ----------------------------------------------------------------------------- pytorch flavour
+class PackedInpainter(torch.nn.Module):
+    """The inpainter with its five inputs packed along channels, so the registered model takes one array."""
+
+    SPLIT = (3, 1, 1, 20, 5)  # incomplete image, M', M, parsing one-hot, conditioning E
+
+    def __init__(self, inpainter: torch.nn.Module) -> None:
+        super().__init__()
+        self.inpainter = inpainter
+
+    def forward(self, packed: torch.Tensor) -> torch.Tensor:
+        return self.inpainter(*torch.split(packed, list(self.SPLIT), dim=1))
+
+    @staticmethod
+    def pack(batch: Batch, parsing: torch.Tensor) -> torch.Tensor:
+        """The packed input for a dataset-format batch and the parsing labels to follow."""
+        return torch.cat([incomplete_image(batch), batch["known_fg"], batch["mask"], onehot(parsing),
+                          inpainter_condition(batch)], dim=1)
+
+
+def example_batch(size: tuple[int, int], count: int = EXAMPLE_BATCH) -> Batch:
+    """A deterministic batch in the dataset's format: mid-grey images, all background, a centred square hole."""
+    height, width = size
+    mask = torch.zeros(count, 1, height, width)
+    mask[..., height // 4:3 * height // 4, width // 4:3 * width // 4] = 1
+    batch = {"image": torch.zeros(count, 3, height, width), "parsing": torch.zeros(count, height, width, dtype=torch.int64),
+             "mask": mask, "sketch": torch.zeros_like(mask), "colour": torch.zeros(count, 3, height, width),
+             "noise": torch.randn(count, 1, height, width, generator=torch.Generator().manual_seed(0)) * mask}
+    batch["known_fg"] = known_foreground(batch)
+    return batch
+
+
+def save_network_models(networks: EditorNetworks, size: tuple[int, int], folder: Path) -> dict[str, Path]:
+    """Save parser and inpainter as pytorch-flavour model folders (pt2, input examples, pinned requirements)."""
+    batch = example_batch(size)
+    requirements = pinned_requirements(PYTORCH_DISTRIBUTIONS)
+    mlflow.pytorch.save_model(networks.parser, folder / "parser", input_example=parser_input(batch).numpy(),
+                              pip_requirements=requirements)
+    mlflow.pytorch.save_model(PackedInpainter(networks.inpainter).eval(), folder / "inpainter",
+                              input_example=PackedInpainter.pack(batch, batch["parsing"]).numpy(),
+                              pip_requirements=requirements)
+    return {"parser": folder / "parser", "inpainter": folder / "inpainter"}
