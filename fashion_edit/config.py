@@ -214,6 +214,8 @@ class RegisterParams(Section):
     noise_z: float = Field(2.0, ge=0, description="A headline metric differs from the champion's when the gap "
                            "exceeds this many sigmas, sigma = sqrt(SE_candidate² + SE_champion²) "
                            "(fashion_edit.tracking.registry).")
+    promote: bool = Field(True, description="False: a dry run. The register stage registers the candidates and "
+                          "decides, but moves no champion alias; reports/register.json says what it would have done.")
 
 
 class MlflowParams(Section):

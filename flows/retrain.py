@@ -1,11 +1,11 @@
-"""Scheduled retraining: DVC pipeline run -> metrics -> champion/challenger gate -> promotion.
+"""Scheduled retraining: DVC pipeline run (its ``register`` stage is the champion/challenger gate) -> report.
 
 Steps (serial: DVC allows one command per checkout):
-(optional) ``dvc pull`` -> ``dvc exp run -n <name> -S ...`` (or ``dvc repro``) -> read
-the model's headline metrics (``fashion_edit.evaluation.headline.MODEL_HEADLINE``) -> compare the registry's
-``candidate`` of ``editor`` with its ``champion`` (:func:`fashion_edit.tracking.registry.promotion_decision`:
-differences against their bootstrap noise, ``params.yaml`` ``registry.noise_z``) -> move ``champion`` on ``parser``/``inpainter``/``editor`` or
-not, with the reason -> (optional) ``dvc push``.
+(optional) ``dvc pull`` -> ``dvc exp run -n <name> -S ...`` (or ``dvc repro``) -> read the model's headline
+metrics (``fashion_edit.evaluation.headline.MODEL_HEADLINE``) and the ``register`` stage's decision
+(``REGISTER_REPORT``: versions, promoted or not and why; the one gate is
+:func:`fashion_edit.tracking.register.gate_and_promote`) -> (optional) ``dvc push``.
+``promote=False`` is a dry run: it sets ``registry.promote=false`` for the pipeline run.
 
 The experiment name is exported as ``FASHION_EDIT_PIPELINE_RUN``, so it is also the MLflow
 parent run of every stage run and the ``pipeline.run`` tag of the registered versions.
@@ -36,9 +36,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
-from fashion_edit.config import Params, ParamsError, RegisterParams, load_params
-from fashion_edit.evaluation.headline import MODEL_HEADLINE
-from fashion_edit.tracking.runs import ENV_PIPELINE_RUN, probe_tracking_server, resolve_tracking_uri
+from fashion_edit.config import Params, ParamsError, load_params
+from fashion_edit.evaluation.headline import MODEL_HEADLINE, REGISTER_REPORT
+from fashion_edit.tracking.runs import ENV_PIPELINE_RUN, resolve_tracking_uri
 from flows import dvc_runner
 
 DEFAULT_CRON = "0 3 * * 1"  # Mondays 03:00 (server time zone); prefect.yaml uses the same
@@ -69,17 +69,6 @@ class RetrainResult:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass
-class GateOutcome:
-    candidate_versions: dict[str, str]
-    champion_versions: dict[str, str | None]
-    promote: bool  # the flow should move `champion` to the candidates
-    reason: str
-    new_version: bool
-    notes: list[str]
-    promoted_in_pipeline: bool = False  # the register stage already did (same gate, same thresholds)
-
-
 # --------------------------------------------------------------------------- pure helpers
 def experiment_name(now: datetime | None = None, run_id: str | None = None) -> str:
     """``retrain-YYYYmmdd-HHMMSS-<flow run id prefix>``: a valid git ref, unique per flow run."""
@@ -88,9 +77,12 @@ def experiment_name(now: datetime | None = None, run_id: str | None = None) -> s
     return f"retrain-{now:%Y%m%d-%H%M%S}-{suffix}"
 
 
-def collect_overrides(overrides: list[str] | None, data_source: str | None, data_root: str | None) -> list[str]:
-    """The ``-S`` list: the user's overrides plus the data-source shortcuts."""
+def collect_overrides(overrides: list[str] | None, data_source: str | None, data_root: str | None,
+                      promote: bool = True) -> list[str]:
+    """The ``-S`` list: the user's overrides plus the data-source and dry-run shortcuts."""
     items = list(overrides or [])
+    if not promote:
+        items.append("registry.promote=false")
     if data_source:
         items.append(f"data.source={data_source}")
     if data_root:
@@ -123,58 +115,30 @@ def params_with_overrides(params: Params, overrides: list[str]) -> Params:
         raise ParamsError(f"overrides {overrides}: invalid params: {exc}") from None
 
 
-def read_metrics_file(path: Path) -> dict[str, Any]:
+def read_json_file(path: Path) -> dict[str, Any]:
+    """A JSON object the pipeline wrote (the model's metrics, the register stage's decision)."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: evaluation metrics missing after the pipeline run; "
-                                "check that dvc.yaml's evaluate stage writes it (`dvc repro evaluate`)")
+        raise FileNotFoundError(f"{path}: missing after the pipeline run; check that dvc.yaml's stages write it "
+                                "(`dvc repro register`)")
     try:
         metrics = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(metrics, dict):
-        raise ValueError(f"{path}: expected a JSON object of metrics, got {type(metrics).__name__}")
+        raise ValueError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
     return metrics
 
 
-def gate_candidates(client: Any, gates: RegisterParams, run_name: str | None) -> GateOutcome:
-    """Decide on the ``editor`` candidate; promote the parser/inpainter candidates of the same run."""
-    from fashion_edit import registry  # imports mlflow (seconds): only when the gate runs
-
-    notes: list[str] = []
-    gate = registry.version_by_alias(client, registry.GATE_MODEL, registry.CANDIDATE)
-    champions = {}
-    for name in registry.MODEL_NAMES:
-        champion = registry.version_by_alias(client, name, registry.CHAMPION)
-        champions[name] = None if champion is None else str(champion.version)
-    if gate is None:
-        return GateOutcome({}, champions, False, f"no '{registry.CANDIDATE}' version of model "
-                           f"'{registry.GATE_MODEL}' in the registry: the pipeline registered nothing "
-                           "(does dvc.yaml have the register stage?)", False, notes)
-    candidates = {registry.GATE_MODEL: str(gate.version)}
-    for name in registry.MODEL_NAMES:
-        if name == registry.GATE_MODEL:
-            continue
-        version = registry.version_by_alias(client, name, registry.CANDIDATE)
-        if version is not None and registry.same_pipeline_run(version, gate):
-            candidates[name] = str(version.version)
-        else:
-            notes.append(f"model '{name}': no candidate from the same pipeline run as editor v{gate.version}; "
-                         "its champion is left as is")
-    produced_by = (gate.tags or {}).get("pipeline.run", "")
-    new_version = run_name is None or produced_by == run_name
+def registered_outcome(report: dict[str, Any], run_name: str) -> tuple[bool, str, bool, list[str]]:
+    """(promoted, reason, new_version, notes) from the register stage's ``reports/register.json``: the register
+    stage is the only gate, the flow reports its decision."""
+    new_version = report.get("pipeline_run") == run_name
     if not new_version:
-        notes.append(f"editor v{gate.version} was registered by pipeline run {produced_by!r}, not this one: "
-                     "the pipeline's outputs were up to date, so no new version was made")
-    if champions[registry.GATE_MODEL] == str(gate.version):
-        if new_version:  # the register stage applies the same gate and promoted this run's versions
-            why = (gate.tags or {}).get("champion.reason", "")
-            return GateOutcome(candidates, champions, False, f"promoted by the pipeline's register stage: {why}",
-                               new_version, notes, promoted_in_pipeline=True)
-        return GateOutcome(candidates, champions, False,
-                           f"editor v{gate.version} is already the champion", new_version, notes)
-    decision = registry.promotion_decision(registry.version_metrics(gate),
-                                           registry.champion_metrics(client, registry.GATE_MODEL), gates)
-    return GateOutcome(candidates, champions, decision.promote, decision.reason, new_version, notes)
+        return False, (f"no new version: the pipeline's outputs were up to date, so the register stage did not run; "
+                       f"its last decision (pipeline run {report.get('pipeline_run')!r}): {report.get('reason', '')}"), \
+            False, []
+    notes = [f"champion before: editor v{report['champion_before']}"] if report.get("champion_before") else []
+    return bool(report.get("promoted")), str(report.get("reason", "")), True, notes
 
 
 def summary_markdown(result: RetrainResult) -> str:
@@ -216,35 +180,9 @@ def dvc_reproduce(repo: Path, mode: str, name: str, overrides: list[str], target
     return result.seconds
 
 
-@task(name="read-metrics", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
-def read_metrics(path: Path) -> dict[str, Any]:
-    return read_metrics_file(path)
-
-
-@task(name="check-tracking-server", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
-      cache_policy=NO_CACHE, persist_result=False)
-def check_tracking_server(uri: str) -> None:
-    probe_tracking_server(uri)
-
-
-@task(name="champion-challenger-gate", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
-      cache_policy=NO_CACHE, persist_result=False)
-def gate(tracking_uri: str, gates: RegisterParams, run_name: str | None) -> GateOutcome:
-    from mlflow import MlflowClient
-
-    return gate_candidates(MlflowClient(tracking_uri), gates, run_name)
-
-
-@task(name="promote-champion", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
-      cache_policy=NO_CACHE, persist_result=False)
-def promote_candidates(tracking_uri: str, candidates: dict[str, str], reason: str) -> dict[str, str]:
-    from mlflow import MlflowClient
-
-    from fashion_edit.tracking import registry
-
-    client = MlflowClient(tracking_uri)
-    return {name: str(registry.promote(client, name, version, reason).version)
-            for name, version in candidates.items()}
+@task(name="read-results", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE, persist_result=False)
+def read_results(path: Path) -> dict[str, Any]:
+    return read_json_file(path)
 
 
 @task(name="dvc-push", retries=IO_RETRIES, retry_delay_seconds=IO_RETRY_DELAYS,
@@ -279,12 +217,13 @@ def retrain(
     ``repro`` = plain ``dvc repro`` (no overrides).
     targets: DVC stages to reproduce with their upstream stages (None: the whole DAG), e.g.
     ``["register"]`` to retrain, evaluate and register without rerunning the ablation study.
-    promote: False = decide and report only.
+    promote: False = a dry run: the register stage decides and reports but moves no alias
+    (``registry.promote=false``; ``mode="exp"`` only).
     """
     started = time.monotonic()
     logger = get_run_logger()
     root = dvc_runner.require_dvc_repo(Path(repo))
-    items = collect_overrides(overrides, data_source, data_root)
+    items = collect_overrides(overrides, data_source, data_root, promote)
     if mode == "repro" and items:
         raise ValueError(f"overrides {items} need mode='exp' (`dvc repro` cannot set params); "
                          "commit the params change or use mode='exp'")
@@ -304,23 +243,17 @@ def retrain(
         logger.warning("the MLflow registry is a SQLite file in this checkout (%s): on a worker that clones the "
                        "repository per run, the registered versions and the champion alias disappear with it; "
                        "set MLFLOW_TRACKING_URI (job variable env) to a tracking server", tracking_uri)
-    metrics = read_metrics(root / MODEL_HEADLINE)
-    check_tracking_server(tracking_uri)
-    outcome = gate(tracking_uri, params.registry, name)
-    champions = dict(outcome.champion_versions)
-    promoted = outcome.promoted_in_pipeline
-    if outcome.promote and promote:
-        champions.update(promote_candidates(tracking_uri, outcome.candidate_versions, outcome.reason))
-        promoted = True
-    reason = outcome.reason if promote or not outcome.promote else f"dry run (promote=False): {outcome.reason}"
+    metrics = read_results(root / MODEL_HEADLINE)
+    report = read_results(root / REGISTER_REPORT)
+    promoted, reason, new_version, notes = registered_outcome(report, name)
     logger.info("%s: %s", "PROMOTED" if promoted else "not promoted", reason)
 
     if push:
         dvc_push(root, remote)
-    result = RetrainResult(experiment=name, mode=mode, metrics=metrics, candidate_versions=outcome.candidate_versions,
-                           champion_versions=champions, promoted=promoted, reason=reason,
-                           new_version=outcome.new_version, pulled=pull, pushed=push, tracking_uri=tracking_uri,
-                           seconds=time.monotonic() - started, notes=outcome.notes)
+    result = RetrainResult(experiment=name, mode=mode, metrics=metrics, candidate_versions=report.get("versions", {}),
+                           champion_versions=report.get("champion", {}), promoted=promoted, reason=reason,
+                           new_version=new_version, pulled=pull, pushed=push, tracking_uri=tracking_uri,
+                           seconds=time.monotonic() - started, notes=notes)
     create_markdown_artifact(summary_markdown(result), key="retrain-result",
                              description=f"retraining {name}: {'promoted' if promoted else 'not promoted'}")
     return result

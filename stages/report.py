@@ -18,7 +18,7 @@ from fashion_edit.evaluation.ablation import variant_metric_files
 from fashion_edit.evaluation.ablation_report import build_report, load_variant_metrics
 from fashion_edit.evaluation.headline import ABLATION_DETAIL, ABLATION_HEADLINES
 from fashion_edit.stage_args import stage_parser
-from fashion_edit.tracking.runs import TrackingError, start_stage_run
+from fashion_edit.tracking.runs import TrackingError, stage_run
 
 OUT_MD = Path("reports/ablations.md")
 OUT_PNG = Path("reports/figures/ablations.png")
@@ -36,11 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params)
         metrics = load_variant_metrics(variant_metric_files(params, root))
         build_report(metrics, root / OUT_MD, root / OUT_PNG, root / ABLATION_DETAIL, root / ABLATION_HEADLINES)
-        run = start_stage_run(params, "report", ("ablation", "ablations"), root)
-        for path in (OUT_MD, OUT_PNG, ABLATION_DETAIL):
-            run.log_artifact(root / path, "ablations")
-        run.end()
-    except (ParamsError, FileNotFoundError, ValueError, TrackingError) as exc:
+        with stage_run(params, "report", ("ablation", "ablations"), root) as run:
+            for path in (OUT_MD, OUT_PNG, ABLATION_DETAIL):
+                run.log_artifact(root / path, "ablations")
+    except (ParamsError, OSError, ValueError, TrackingError) as exc:  # OSError: a file or the artifact store
         print(f"report: error: {exc}", file=sys.stderr)
         return 1
     print(f"report: {len(metrics)} variants -> {OUT_MD}, {OUT_PNG}")

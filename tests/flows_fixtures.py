@@ -59,14 +59,15 @@ def _dvc(repo: Path, *args: str) -> None:
 
 # The fake pipeline's one stage: "trains" (metrics are a function of the params, so a params
 # override makes a better or worse model), writes the evaluate metrics and registers the three
-# models the way the real register stage does, through fashion_edit.tracking.registry.
+# models and gates them with the real register stage's functions (fashion_edit.tracking.register).
 FAKE_STAGE = textwrap.dedent('''
     import json, os, sys
     from pathlib import Path
     from mlflow import MlflowClient
     from fashion_edit.tracking import registry
     from fashion_edit.config import load_params
-    from fashion_edit.evaluation.headline import MODEL_HEADLINE, write_headline
+    from fashion_edit.evaluation.headline import MODEL_HEADLINE, REGISTER_REPORT, write_headline
+    from fashion_edit.tracking.register import register_and_gate, write_register_report
     from fashion_edit.tracking.runs import resolve_tracking_uri
 
     params = load_params("params.yaml")
@@ -80,18 +81,16 @@ FAKE_STAGE = textwrap.dedent('''
     client = MlflowClient(resolve_tracking_uri(params.mlflow, root))
     experiment = client.get_experiment_by_name("fake") or client.get_experiment(
         client.create_experiment("fake", artifact_location=(root.parent / "artifacts").as_uri()))
-    identity = registry.pipeline_identity(params, root)
     Path("model").mkdir(exist_ok=True)
     Path("model/MLmodel").write_text("flavors: {}\\n")
+    run = client.create_run(experiment.experiment_id, run_name="register",
+                            tags={"fashion_edit.pipeline_run": os.environ.get("FASHION_EDIT_PIPELINE_RUN", "")})
     for name in registry.MODEL_NAMES:
-        run = client.create_run(experiment.experiment_id, run_name=f"register {name}")
-        client.log_artifacts(run.info.run_id, "model", "model")
-        version = registry.register_version(client, name, f"runs:/{run.info.run_id}/model", metrics=metrics,
-                                            identity=identity)
-        if os.environ.get("FAKE_STAGE_PROMOTES"):  # like the real register stage: gate + promote itself
-            decision = registry.promotion_decision(metrics, registry.champion_metrics(client), params.registry)
-            if decision.promote:
-                registry.promote(client, name, version.version, decision.reason)
+        client.log_artifacts(run.info.run_id, "model", name)
+    uris = {name: f"runs:/{run.info.run_id}/{name}" for name in registry.MODEL_NAMES}
+    # the real register stage's registration and gate, and its decision file
+    report = register_and_gate(client, uris, metrics, params, root, os.environ.get("FASHION_EDIT_PIPELINE_RUN", ""))
+    write_register_report(root / REGISTER_REPORT, report)
     print("fake pipeline done", metrics)
 ''')
 
@@ -125,8 +124,11 @@ FAKE_DVC_YAML = textwrap.dedent('''
       pipeline:
         cmd: {python} pipeline.py
         deps: [pipeline.py]
-        params: [data, train_parser.steps, train_inpainter.steps]
-        outs: [model]
+        params: [data, train_parser.steps, train_inpainter.steps, registry]
+        outs:
+          - model
+          - reports/register.json:
+              cache: false
         metrics:
           - reports/metrics/evaluate/model.json:
               cache: false

@@ -60,3 +60,36 @@ def test_missing_variant_file_names_it(tmp_path):
 def test_empty_ablations_fail_clearly(tmp_path):
     with pytest.raises(ValueError, match="ablations"):
         build_report({}, tmp_path / "a.md", tmp_path / "a.png")
+
+
+def test_the_report_stage_writes_under_the_params_root_and_ends_its_run_when_logging_fails(tmp_path, mlflow_uri,
+                                                                                          monkeypatch, capsys):
+    from mlflow.tracking import MlflowClient
+
+    from fashion_edit.evaluation.ablation import metrics_file
+    from fashion_edit.tracking.runs import StageRun
+    from stages import report
+    from tests.conftest import tiny_params, write_params
+
+    root = tmp_path / "repo"
+    params = tiny_params({"mlflow": {"experiment": "report-fails"}, "ablation": {"variants": ["full"], "seeds": 1}})
+    root.mkdir()
+    params_path = write_params(root / "params.yaml", params)
+    metrics_file(root, "full", 0).parent.mkdir(parents=True)
+    metrics_file(root, "full", 0).write_text(json.dumps(_metrics(30.0, 0.6)))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+
+    def failing_upload(self, path, artifact_path=None):
+        raise OSError("artifact store unavailable")
+
+    monkeypatch.setattr(StageRun, "log_artifact", failing_upload)
+    assert report.main(["--params", str(params_path)]) == 1
+    assert "report: error: artifact store unavailable" in capsys.readouterr().err
+    assert (root / "reports" / "ablations.md").is_file() and (root / "reports" / "metrics" / "ablations" / "full.json").is_file()
+    assert not any(elsewhere.iterdir())  # nothing lands in the working directory
+    client = MlflowClient(mlflow_uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("report-fails").experiment_id],
+                                filter_string="tags.`fashion_edit.role` = 'stage'")
+    assert run.info.status == "FAILED" and "artifact store unavailable" in run.data.tags["failure"]

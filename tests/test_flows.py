@@ -47,16 +47,17 @@ def test_retrain_promotes_first_then_gates_worse_and_better(fake_project):
     # `dvc exp run` applied the better run's outputs to the workspace: the same override has nothing to redo
     again = retrain(repo=str(fake_project), experiment="again", overrides=["train_inpainter.steps=200"])
     assert not again.promoted and not again.new_version
-    assert "already the champion" in again.reason and again.candidate_versions["editor"] == "3"
+    assert "outputs were up to date" in again.reason and again.candidate_versions["editor"] == "3"
 
 
-def test_promotion_done_by_the_register_stage_is_reported(fake_project, monkeypatch):
+def test_a_dry_run_reports_the_register_stages_decision_and_moves_no_alias(fake_project):
     from flows.retrain import retrain
 
-    monkeypatch.setenv("FAKE_STAGE_PROMOTES", "1")
-    result = retrain(repo=str(fake_project), experiment="staged")
-    assert result.promoted and result.new_version and "register stage" in result.reason
-    assert result.champion_versions["editor"] == result.candidate_versions["editor"] == "1"
+    result = retrain(repo=str(fake_project), experiment="dry", promote=False)
+    assert not result.promoted and result.new_version
+    assert result.reason.startswith("dry run (registry.promote=false): no champion yet")
+    assert result.candidate_versions["editor"] == "1" and result.champion_versions["editor"] is None
+    assert "promote\": true" in (fake_project / "params.yaml").read_text()  # the switch stayed with the run
 
 
 def test_failing_stage_fails_the_flow_run_with_the_stage_error_in_its_logs(fake_project):

@@ -13,7 +13,8 @@ from fashion_edit.networks import parser_input
 from fashion_edit.serving.editor import Editor
 from fashion_edit.serving.pyfunc import example_batch, load_registered_model
 from fashion_edit.tracking import registry
-from fashion_edit.tracking.register import RegisterPaths, gate_and_promote, register_candidates, register_models
+from fashion_edit.tracking.register import (RegisterPaths, gate_and_promote, register_and_gate, register_candidates,
+                                            register_models)
 from stages import register as register_stage
 from tests.conftest import DVC_METRICS_WIDTH, tiny_params
 from tests.test_evaluate import write_random_artifacts
@@ -89,14 +90,14 @@ def test_worse_candidate_stays_challenger_and_better_one_is_promoted(registered)
     identity = registry.pipeline_identity(params, paths.repo_root)
     worse_metrics = evaluation(fid=150.0, parser_miou=0.6)
     worse = register_candidates(client, logged_models(report), worse_metrics, identity)
-    decision = gate_and_promote(client, worse, worse_metrics, params, params.mlflow.tracking_uri)
+    decision, _ = gate_and_promote(client, worse, worse_metrics, params, params.mlflow.tracking_uri)
     assert not decision.promote and "fid worse" in decision.reason
     for name in registry.MODEL_NAMES:
         assert aliases(client, name) == {"candidate": worse[name], "champion": "1"}
 
     better_metrics = evaluation(fid=90.0, parser_miou=0.5)
     better = register_candidates(client, logged_models(report), better_metrics, identity)
-    decision = gate_and_promote(client, better, better_metrics, params, params.mlflow.tracking_uri)
+    decision, _ = gate_and_promote(client, better, better_metrics, params, params.mlflow.tracking_uri)
     assert decision.promote
     for name in registry.MODEL_NAMES:
         assert aliases(client, name) == {"candidate": better[name], "champion": better[name]}
@@ -109,11 +110,22 @@ def test_a_gain_within_noise_is_not_promoted_unless_noise_z_allows_it(registered
     gain = registry.champion_metrics(client)["fid"] - 3.0  # 1.3 sigma of sqrt(1.6² + 1.6²)
     candidate = evaluation(fid=gain, parser_miou=0.5)
     versions = register_candidates(client, {"editor": logged_models(report)["editor"]}, candidate, {})
-    decision = gate_and_promote(client, versions, candidate, params, params.mlflow.tracking_uri)
+    decision, _ = gate_and_promote(client, versions, candidate, params, params.mlflow.tracking_uri)
     assert not decision.promote and "no headline metric better" in decision.reason
     assert aliases(client, "editor")["champion"] == champion_before
     lenient = params.model_copy(update={"registry": params.registry.model_copy(update={"noise_z": 1.0})})
-    assert gate_and_promote(client, versions, candidate, lenient, lenient.mlflow.tracking_uri).promote
+    assert gate_and_promote(client, versions, candidate, lenient, lenient.mlflow.tracking_uri)[0].promote
+
+
+def test_a_dry_run_decides_and_reports_but_moves_no_alias(registered):
+    paths, report, params, client = registered
+    champion_before = aliases(client, "editor")["champion"]
+    dry = params.model_copy(update={"registry": params.registry.model_copy(update={"promote": False})})
+    better = evaluation(fid=1.0, parser_miou=0.9)
+    outcome = register_and_gate(client, logged_models(report), better, dry, paths.repo_root, "dry")
+    assert outcome["gate_says_promote"] and not outcome["promoted"] and outcome["dry_run"]
+    assert outcome["reason"].startswith("dry run (registry.promote=false): ")
+    assert outcome["champion"]["editor"] == champion_before == aliases(client, "editor")["champion"]
 
 
 def test_an_unreachable_tracking_server_changes_no_output(tmp_path: Path):

@@ -59,7 +59,7 @@ from fashion_edit.evaluation.metrics.segmentation import ConfusionMatrix, confus
 from fashion_edit.networks import Batch, incomplete_image
 from fashion_edit.pretrained import load_stlpips
 from fashion_edit.serving.editor import EditorNetworks, TwoStageOutput, two_stage
-from fashion_edit.tracking.runs import start_stage_run
+from fashion_edit.tracking.runs import stage_run
 from fashion_edit.training.segmenter import segment
 from fashion_edit.visualize import (colourise_parsing, condition_picture, hole_overlay, image_to_uint8, make_grid,
                                     save_png)
@@ -329,17 +329,11 @@ def _training_runs(artifacts: Path) -> dict[str, str]:
 def run_evaluation(params: Params, paths: EvaluatePaths) -> Evaluation:
     """The ``evaluate`` stage: one MLflow run with the metrics, the grid and the report; the files of dvc.yaml."""
     networks = EditorNetworks.from_artifacts(params, paths.artifacts)  # missing weights fail before any run
-    run = start_stage_run(params, STAGE, SECTIONS, paths.repo_root, extra_tags=_training_runs(paths.artifacts))
-    try:
+    with stage_run(params, STAGE, SECTIONS, paths.repo_root, extra_tags=_training_runs(paths.artifacts)) as run:
         result = evaluate(params, paths, networks)
         write_outputs(result, params, paths)
         run.log_metrics(flat_metrics(result.metrics), step=0)
         run.log_image(result.grid, artifact_file="samples/evaluate_grid.png")
         run.log_artifact(paths.metrics, "evaluation")
         run.log_artifact(paths.report, "evaluation")
-    except BaseException as exc:
-        run.set_tags({"failure": f"{type(exc).__name__}: {exc}"[:5000]})
-        run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    run.end("FINISHED")
     return result

@@ -21,7 +21,7 @@ from fashion_edit.evaluation.headline import EVALUATE_DETAIL, REGISTER_REPORT, n
 from fashion_edit.serving.editor import Editor, EditorNetworks
 from fashion_edit.serving.pyfunc import save_editor_model, save_network_models
 from fashion_edit.tracking import registry
-from fashion_edit.tracking.runs import resolve_tracking_uri, start_stage_run
+from fashion_edit.tracking.runs import TAG_PIPELINE_RUN, resolve_tracking_uri, stage_run
 
 STAGE = "register"
 SECTIONS = ("preprocess", "parser", "inpainter", "registry", "mlflow")
@@ -65,16 +65,38 @@ def register_candidates(client: Any, model_uris: Mapping[str, str], metrics: Map
 
 
 def gate_and_promote(client: Any, versions: Mapping[str, str], metrics: Mapping[str, float],
-                     params: Params, tracking_uri: str) -> registry.Decision:
-    """Compare with the editor's champion; on success point ``champion`` of every model at its new version.
+                     params: Params, tracking_uri: str) -> tuple[registry.Decision, bool]:
+    """The one promotion gate: compare with the editor's champion and, unless ``registry.promote`` is false (a dry
+    run), point ``champion`` of every model at its new version; returns the decision and whether aliases moved.
     Under :func:`registry.promotion_lock`, so concurrent runs are judged against each other's outcome."""
     with registry.promotion_lock(tracking_uri):
         decision = registry.promotion_decision(metrics, registry.champion_metrics(client, registry.GATE_MODEL),
                                                params.registry)
-        if decision.promote:
+        moved = decision.promote and params.registry.promote
+        if moved:
             for name, number in versions.items():
                 registry.promote(client, name, number, decision.reason)
-    return decision
+    return decision, moved
+
+
+def register_and_gate(client: Any, model_uris: Mapping[str, str], metrics: Mapping[str, float], params: Params,
+                      repo_root: Path, pipeline_run: str) -> dict[str, Any]:
+    """Register the logged models as candidates and gate them; the content of ``reports/register.json``, which
+    the retrain flow reads instead of deciding again."""
+    tracking_uri = resolve_tracking_uri(params.mlflow, repo_root)
+    champion_before = registry.version_by_alias(client, registry.GATE_MODEL, registry.CHAMPION)
+    versions = register_candidates(client, model_uris, metrics, registry.pipeline_identity(params, repo_root))
+    decision, moved = gate_and_promote(client, versions, metrics, params, tracking_uri)
+    reason = decision.reason if params.registry.promote else f"dry run (registry.promote=false): {decision.reason}"
+    return {"versions": versions, "promoted": moved, "gate_says_promote": decision.promote, "reason": reason,
+            "dry_run": not params.registry.promote, "pipeline_run": pipeline_run,
+            "champion_before": None if champion_before is None else str(champion_before.version),
+            "champion": {name: _alias_version(client, name) for name in versions}}
+
+
+def write_register_report(path: Path, report: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
 
 
 def register_models(params: Params, paths: RegisterPaths) -> dict[str, Any]:
@@ -82,33 +104,21 @@ def register_models(params: Params, paths: RegisterPaths) -> dict[str, Any]:
     metrics = numeric_metrics(paths.evaluation)  # the model's numbers and SEs (baselines left out)
     editor = Editor(EditorNetworks.from_artifacts(params, paths.artifacts),
                     (params.preprocess.height, params.preprocess.width))
-    run = start_stage_run(params, STAGE, SECTIONS, paths.repo_root)  # probes MLflow before any output is written
-    try:
+    with stage_run(params, STAGE, SECTIONS, paths.repo_root) as run:  # probes MLflow before any output is written
         editor.save(paths.bundle)
         report = _register_in_run(params, paths, run, editor, metrics)
-    except BaseException as exc:
-        run.set_tags({"failure": f"{type(exc).__name__}: {exc}"[:5000]})
-        run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    run.end("FINISHED")
-    paths.report.parent.mkdir(parents=True, exist_ok=True)
-    paths.report.write_text(json.dumps(report, indent=2) + "\n")
+    write_register_report(paths.report, report)
     return report
 
 
 def _register_in_run(params: Params, paths: RegisterPaths, run: Any, editor: Editor,
                      metrics: Mapping[str, float]) -> dict[str, Any]:
-    client = run.client
-    uris = log_models(client, run.run_id, editor, paths.bundle)
-    champion_before = registry.version_by_alias(client, registry.GATE_MODEL, registry.CHAMPION)
-    versions = register_candidates(client, uris, metrics, registry.pipeline_identity(params, paths.repo_root))
-    decision = gate_and_promote(client, versions, metrics, params, resolve_tracking_uri(params.mlflow, paths.repo_root))
-    run.set_tags({"promoted": decision.promote, "reason": decision.reason[:5000],
-                  **{f"version.{name}": number for name, number in versions.items()}})
-    # models are logged under the run as runs:/<mlflow_run_id>/<name>
-    return {"versions": versions, "promoted": decision.promote, "reason": decision.reason,
-            "champion_before": None if champion_before is None else str(champion_before.version),
-            "champion": {name: _alias_version(client, name) for name in versions}, "mlflow_run_id": run.run_id}
+    uris = log_models(run.client, run.run_id, editor, paths.bundle)  # runs:/<mlflow_run_id>/<name>
+    pipeline_run = run.client.get_run(run.run_id).data.tags.get(TAG_PIPELINE_RUN, "")
+    report = register_and_gate(run.client, uris, metrics, params, paths.repo_root, pipeline_run)
+    run.set_tags({"promoted": report["promoted"], "reason": report["reason"][:5000],
+                  **{f"version.{name}": number for name, number in report["versions"].items()}})
+    return {**report, "mlflow_run_id": run.run_id}
 
 
 def _alias_version(client: Any, name: str) -> str | None:

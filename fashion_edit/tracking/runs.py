@@ -442,6 +442,24 @@ def start_stage_run(params: Params, stage: str, sections: Sequence[str], repo_ro
     return stage_run
 
 
+@contextlib.contextmanager
+def stage_run(params: Params, stage: str, sections: Sequence[str], repo_root: Path, *, is_main: bool = True,
+              extra_tags: Mapping[str, Any] | None = None) -> Iterator[NullRun]:
+    """:func:`start_stage_run` as a ``with`` block that always ends the run: FINISHED, KILLED on an interrupt
+    (Ctrl-C, SIGTERM), else FAILED with the error as the ``failure`` tag."""
+    run = start_stage_run(params, stage, sections, repo_root, is_main=is_main, extra_tags=extra_tags)
+    try:
+        yield run
+    except KeyboardInterrupt:
+        run.end("KILLED")
+        raise
+    except BaseException as exc:
+        run.set_tags({"failure": f"{type(exc).__name__}: {exc}"[:5000]})
+        run.end("FAILED")
+        raise
+    run.end("FINISHED")
+
+
 def mark_run_killed(params: Params, repo_root: Path, run_id: str) -> None:
     """Close a run left RUNNING by a killed process (best effort: the run may be gone)."""
     from mlflow.tracking import MlflowClient

@@ -34,7 +34,7 @@ from fashion_edit import hardware
 from fashion_edit.config import Params, TrainParams
 from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.store import open_split
-from fashion_edit.tracking.runs import NullRun, mark_run_killed, params_hash, start_stage_run
+from fashion_edit.tracking.runs import NullRun, mark_run_killed, params_hash, stage_run
 from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint, atomic_torch_save,
                                                checkpoint_misfit, load_matching_checkpoint,
                                                remove_stale_temporaries, save_checkpoint)
@@ -223,19 +223,9 @@ def train(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: DistContext
           hooks: Sequence[Hook] = ()) -> TrainOutcome:
     """Run (or resume) one training stage end to end; outputs are written by rank 0."""
     t = spec.train(params)
-    run = start_stage_run(params, spec.stage, spec.sections, paths.repo_root, is_main=ctx.is_main,
-                          extra_tags={"world_size": ctx.world_size})
-    try:
-        outcome = _train_with_run(params, spec, paths, ctx, t, run, hooks)
-    except KeyboardInterrupt:
-        run.end("KILLED")
-        raise
-    except BaseException as exc:
-        run.set_tags({"failure": f"{type(exc).__name__}: {exc}"[:5000]})
-        run.end("FAILED")
-        raise
-    run.end("FINISHED")
-    return outcome
+    with stage_run(params, spec.stage, spec.sections, paths.repo_root, is_main=ctx.is_main,
+                   extra_tags={"world_size": ctx.world_size}) as run:
+        return _train_with_run(params, spec, paths, ctx, t, run, hooks)
 
 
 def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: DistContext, t: TrainParams,

@@ -28,7 +28,7 @@ from fashion_edit.config import EvaluateParams, Params
 from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.labels import NUM_CLASSES
 from fashion_edit.data.store import open_split
-from fashion_edit.tracking.runs import NullRun, start_stage_run
+from fashion_edit.tracking.runs import NullRun, stage_run
 from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint, atomic_torch_save,
                                                load_matching_checkpoint, save_checkpoint)
 from fashion_edit.training.curves import LossHistory, plot_png, write_csv
@@ -170,15 +170,8 @@ def _segmenter_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ba
 
 def train_segmenter(params: Params, paths: SegmenterPaths) -> dict[str, Any]:
     """Train (or resume) the segmenter; write its weights, curves and metrics; return info.json's content."""
-    run = start_stage_run(params, STAGE, SECTIONS, paths.repo_root)
-    try:
-        info = _train_with_run(params, paths, run)
-    except BaseException as exc:
-        run.set_tags({"failure": f"{type(exc).__name__}: {exc}"[:5000]})
-        run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
-        raise
-    run.end("FINISHED")
-    return info
+    with stage_run(params, STAGE, SECTIONS, paths.repo_root) as run:
+        return _train_with_run(params, paths, run)
 
 
 def _train_with_run(params: Params, paths: SegmenterPaths, run: NullRun) -> dict[str, Any]:
