@@ -23,7 +23,7 @@ import pytest
 
 from tests.conftest import QUIET_ENV, REPO_ROOT, copy_repo, tiny_params
 
-DOCS = ("README.md", "docs/orchestration.md", "docs/datasets.md", "docs/results.md")
+DOCS = ("README.md", "docs/orchestration.md", "docs/datasets.md", "docs/results.md", "docs/architecture.md")
 _FENCE = re.compile(r"```(?:bash|sh)\n(.*?)```", re.S)
 
 # Run by test_documented_commands_work_as_written, in this order (the edit command's bracketed
