@@ -28,7 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-# Telemetry tries the network and logs errors on offline machines (DESIGN.md section 9).
+# Telemetry tries the network and logs errors on offline machines (DESIGN.md section 9). The one list in
+# Python; the Makefile, .ci/run and the Dockerfile set the same (tests/test_flows.py checks them).
 QUIET_ENV = {
     "DVC_NO_ANALYTICS": "1",
     "MLFLOW_DISABLE_TELEMETRY": "true",

@@ -21,17 +21,12 @@ import pytest
 import yaml
 
 from fashion_edit.config import Params, load_params
+from flows.dvc_runner import QUIET_ENV as TELEMETRY_OFF
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 
-QUIET_ENV = {
-    "DVC_NO_ANALYTICS": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "MPLBACKEND": "Agg",
-}
+QUIET_ENV = {**TELEMETRY_OFF, "MPLBACKEND": "Agg"}
 
 DVC_METRICS_WIDTH = 120  # issue 19: the default `dvc metrics show` fits a 120-column terminal
 

@@ -15,14 +15,9 @@ from pathlib import Path
 import pytest
 
 from fashion_edit.config import load_params
+from flows.dvc_runner import QUIET_ENV
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-QUIET_ENV = {
-    "DVC_NO_ANALYTICS": "1",
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "true",
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-}
 
 
 @pytest.fixture(scope="session")
@@ -66,6 +61,7 @@ FAKE_STAGE = textwrap.dedent('''
     from mlflow import MlflowClient
     from fashion_edit.tracking import registry
     from fashion_edit.config import load_params
+from flows.dvc_runner import QUIET_ENV
     from fashion_edit.evaluation.headline import MODEL_HEADLINE, REGISTER_REPORT, write_headline
     from fashion_edit.tracking.register import register_and_gate, write_register_report
     from fashion_edit.tracking.runs import resolve_tracking_uri
@@ -100,6 +96,7 @@ FAKE_ABLATION = textwrap.dedent('''
     import json, os, sys, time
     from pathlib import Path
     from fashion_edit.config import load_params
+from flows.dvc_runner import QUIET_ENV
 
     variant = sys.argv[1]
     params = load_params("params.yaml")

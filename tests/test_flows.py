@@ -226,3 +226,12 @@ def test_serve_command_serves_the_flow_on_the_same_cron(prefect_harness, monkeyp
     with get_client(sync_client=True) as client:
         stored = client.read_deployment_by_name(f"{module.FLOW_NAME}/{module.LOCAL_DEPLOYMENT}")
     assert [s.schedule.cron for s in stored.schedules] == [module.DEFAULT_CRON]
+
+
+@pytest.mark.parametrize("path", ["Makefile", ".ci/run", "Dockerfile"])
+def test_every_entry_point_turns_the_same_telemetry_off(path):
+    from flows.dvc_runner import QUIET_ENV
+
+    text = (REPO_ROOT / path).read_text()
+    missing = [f"{key}={value}" for key, value in QUIET_ENV.items() if f"{key}={value}" not in text]
+    assert not missing, f"{path} does not set {missing} (flows/dvc_runner.py QUIET_ENV)"
