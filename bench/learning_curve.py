@@ -50,15 +50,18 @@ import numpy as np
 from fashion_edit.config import Params, load_params
 from fashion_edit.data.preprocess import file_sha256
 from fashion_edit.evaluation.ablation import SharedNetworks
-from fashion_edit.evaluation.evaluate import BASELINES, SECTIONS as EVALUATE_SECTIONS, EvaluatePaths, EvaluationError, evaluate
-from fashion_edit.evaluation.fid_reference import REFERENCE_FILE, FidReferenceError
-from fashion_edit.evaluation.headline import EVALUATE_DETAIL
+from fashion_edit.evaluation.evaluate import BASELINES, SECTIONS as EVALUATE_SECTIONS, EvaluationError, evaluate
+from fashion_edit.evaluation.fid_reference import FidReferenceError
 from fashion_edit.hardware import HardwareProbe, bf16_is_native, probe
+from fashion_edit.layout import EVALUATE_DETAIL
+from fashion_edit.layout import EvaluatePaths
+from fashion_edit.layout import FID_REFERENCE
+from fashion_edit.layout import TrainPaths
 from fashion_edit.serving.editor import TRAINED_WEIGHTS, EditorModelError, EditorNetworks
 from fashion_edit.tracking.runs import ENV_TRACKING_URI, params_hash
 from fashion_edit.training.distributed import setup_distributed, teardown_distributed
 from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
-from fashion_edit.training.runner import TrainerSpec, TrainOutcome, TrainPaths, checkpoint_identity, train
+from fashion_edit.training.runner import TrainerSpec, TrainOutcome, checkpoint_identity, train
 from fashion_edit.training.segmenter import SegmenterError
 from fashion_edit.training.stage import EXPECTED_ERRORS
 
@@ -96,7 +99,7 @@ class PrerequisiteError(RuntimeError):
 # ----------------------------------------------------------------------------- inputs
 def required_inputs(repo_root: Path) -> list[Path]:
     """What the curve reads from the pipeline (all produced by ``dvc repro evaluate``)."""
-    return [repo_root / "data" / "prepared" / "manifest.json", repo_root / REFERENCE_FILE,
+    return [repo_root / "data" / "prepared" / "manifest.json", repo_root / FID_REFERENCE,
             repo_root / "artifacts" / TRAINED_WEIGHTS["parser"], repo_root / "artifacts" / TRAINED_WEIGHTS["segmenter"],
             repo_root / EVALUATE_JSON]
 

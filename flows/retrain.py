@@ -37,7 +37,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
 from fashion_edit.config import Params, ParamsError, load_params
-from fashion_edit.evaluation.headline import MODEL_HEADLINE, REGISTER_REPORT
+from fashion_edit.evaluation.headline import MODEL_HEADLINE
+from fashion_edit.layout import REGISTER_REPORT
 from fashion_edit.tracking.runs import ENV_PIPELINE_RUN, resolve_tracking_uri
 from flows import dvc_runner
 

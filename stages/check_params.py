@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from fashion_edit.config import ParamsError, load_params
+from fashion_edit.layout import PARAMS_CHECK
 from fashion_edit.stage_args import stage_parser
 
 VALID = "params.yaml is valid (fashion_edit/config.py)\n"
@@ -21,7 +22,7 @@ VALID = "params.yaml is valid (fashion_edit/config.py)\n"
 
 def main(argv: list[str] | None = None) -> int:
     parser = stage_parser(__doc__)
-    parser.add_argument("--out", type=Path, default=Path("reports/params_check.txt"))
+    parser.add_argument("--out", type=Path, default=PARAMS_CHECK)
     args = parser.parse_args(argv)
     try:
         load_params(args.params)

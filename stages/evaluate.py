@@ -18,8 +18,9 @@ import sys
 
 from fashion_edit.config import ParamsError, load_params
 from fashion_edit.data.store import StoreError
-from fashion_edit.evaluation.evaluate import EvaluatePaths, EvaluationError, run_evaluation
+from fashion_edit.evaluation.evaluate import EvaluationError, run_evaluation
 from fashion_edit.evaluation.fid_reference import FidReferenceError
+from fashion_edit.layout import EvaluatePaths
 from fashion_edit.pretrained import WeightsError
 from fashion_edit.serving.editor import EditorModelError
 from fashion_edit.stage_args import stage_parser

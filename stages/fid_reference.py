@@ -13,8 +13,9 @@ import time
 
 from fashion_edit.config import ParamsError, load_params
 from fashion_edit.data.store import StoreError, open_split
-from fashion_edit.evaluation.fid_reference import REFERENCE_FILE, FidReferenceError, compute_reference, save_reference
+from fashion_edit.evaluation.fid_reference import FidReferenceError, compute_reference, save_reference
 from fashion_edit.evaluation.metrics.fid import InceptionFeatures
+from fashion_edit.layout import FID_REFERENCE, PREPARED
 from fashion_edit.pretrained import WeightsError
 from fashion_edit.stage_args import stage_parser
 
@@ -30,13 +31,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         params = load_params(args.params)
-        test = open_split(root / "data" / "prepared" / "test")
+        test = open_split(root / PREPARED / "test")
         features = compute_reference(test, InceptionFeatures(batch_size=params.evaluate.fid_batch_size))
-        save_reference(root / REFERENCE_FILE, features, test)
+        save_reference(root / FID_REFERENCE, features, test)
     except (ParamsError, StoreError, WeightsError, FidReferenceError) as exc:
         print(f"fid_reference: error: {exc}", file=sys.stderr)
         return 1
-    print(f"fid_reference: Inception features of {len(test)} test images -> {REFERENCE_FILE} "
+    print(f"fid_reference: Inception features of {len(test)} test images -> {FID_REFERENCE} "
           f"in {time.perf_counter() - started:.1f} s")
     return 0
 

@@ -13,14 +13,15 @@ from fashion_edit.config import ParamsError, load_params
 from fashion_edit.data.preprocess import PreprocessError, default_workers, preprocess
 from fashion_edit.data.sources import DatasetError, build_source
 from fashion_edit.data.store import SPLITS
+from fashion_edit.layout import PREPARED, PREPROCESS_REPORT, RAW
 from fashion_edit.stage_args import stage_parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = stage_parser(__doc__)
-    parser.add_argument("--raw", type=Path, default=Path("data/raw"), help="synthetic data (data.source=synthetic)")
-    parser.add_argument("--out", type=Path, default=Path("data/prepared"))
-    parser.add_argument("--report", type=Path, default=Path("reports/preprocess.json"))
+    parser.add_argument("--raw", type=Path, default=RAW, help="synthetic data (data.source=synthetic)")
+    parser.add_argument("--out", type=Path, default=PREPARED)
+    parser.add_argument("--report", type=Path, default=PREPROCESS_REPORT)
     parser.add_argument("--workers", type=int, default=0, help="processes; 0 = one per CPU (output is the same)")
     return parser.parse_args(argv)
 

@@ -16,9 +16,10 @@ import argparse
 import sys
 
 from fashion_edit.config import ParamsError, load_params
+from fashion_edit.layout import RegisterPaths
 from fashion_edit.serving.editor import EditorModelError
 from fashion_edit.stage_args import stage_parser
-from fashion_edit.tracking.register import RegisterPaths, register_models
+from fashion_edit.tracking.register import register_models
 from fashion_edit.tracking.registry import RegistryError
 from fashion_edit.tracking.runs import TrackingError
 from fashion_edit.training.segmenter import SegmenterError

@@ -11,18 +11,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from fashion_edit.config import ParamsError, load_params
 from fashion_edit.evaluation.ablation import variant_metric_files
 from fashion_edit.evaluation.ablation_report import build_report, load_variant_metrics
-from fashion_edit.evaluation.headline import ABLATION_DETAIL, ABLATION_HEADLINES
+from fashion_edit.layout import ABLATION_DETAIL, ABLATION_HEADLINES, ABLATION_PLOT, ABLATION_TABLE
 from fashion_edit.stage_args import stage_parser
 from fashion_edit.tracking.runs import TrackingError, stage_run
-
-OUT_MD = Path("reports/ablations.md")
-OUT_PNG = Path("reports/figures/ablations.png")
-
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = stage_parser(__doc__)
@@ -35,14 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         metrics = load_variant_metrics(variant_metric_files(params, root))
-        build_report(metrics, root / OUT_MD, root / OUT_PNG, root / ABLATION_DETAIL, root / ABLATION_HEADLINES)
+        build_report(metrics, root / ABLATION_TABLE, root / ABLATION_PLOT, root / ABLATION_DETAIL, root / ABLATION_HEADLINES)
         with stage_run(params, "report", ("ablation", "ablations"), root) as run:
-            for path in (OUT_MD, OUT_PNG, ABLATION_DETAIL):
+            for path in (ABLATION_TABLE, ABLATION_PLOT, ABLATION_DETAIL):
                 run.log_artifact(root / path, "ablations")
     except (ParamsError, OSError, ValueError, TrackingError) as exc:  # OSError: a file or the artifact store
         print(f"report: error: {exc}", file=sys.stderr)
         return 1
-    print(f"report: {len(metrics)} variants -> {OUT_MD}, {OUT_PNG}")
+    print(f"report: {len(metrics)} variants -> {ABLATION_TABLE}, {ABLATION_PLOT}")
     return 0
 
 

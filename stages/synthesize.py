@@ -11,13 +11,14 @@ from pathlib import Path
 
 from fashion_edit.config import load_params
 from fashion_edit.data.synthetic import write_dataset
+from fashion_edit.layout import CONTACT_SHEET, RAW
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--out", type=Path, default=Path("data/raw"))
-    ap.add_argument("--sheet", type=Path, default=Path("reports/figures/synthesize_contact_sheet.png"))
+    ap.add_argument("--out", type=Path, default=RAW)
+    ap.add_argument("--sheet", type=Path, default=CONTACT_SHEET)
     args = ap.parse_args(argv)
     p = load_params(args.params).synthesize
     start = time.perf_counter()

@@ -15,11 +15,12 @@ import sys
 
 from fashion_edit.config import ParamsError, load_params
 from fashion_edit.data.store import StoreError
+from fashion_edit.layout import TrainPaths
 from fashion_edit.stage_args import stage_parser
 from fashion_edit.tracking.runs import TrackingError
 from fashion_edit.training.checkpoints import CheckpointError
 from fashion_edit.training.loop import NonFiniteLossError
-from fashion_edit.training.segmenter import SegmenterError, SegmenterPaths, train_segmenter, use_provided_segmenter
+from fashion_edit.training.segmenter import SegmenterError, train_segmenter, use_provided_segmenter, weights_file
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = load_params(args.params)
         root = args.params.resolve().parent
-        paths = SegmenterPaths.default(root)
+        paths = TrainPaths.default(root, "segmenter")
         provided = params.evaluate.segmenter_checkpoint
         if provided:
             info = use_provided_segmenter(params, paths, root / provided)
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train_segmenter: error: {exc}", file=sys.stderr)
         return 1
     scores = ", ".join(f"{k} {v:.4g}" for k, v in info["metrics"].items() if k.startswith("val_"))
-    print(f"train_segmenter: {info['source']} segmenter -> {paths.weights} ({scores or 'no validation split'})")
+    print(f"train_segmenter: {info['source']} segmenter -> {weights_file(paths)} ({scores or 'no validation split'})")
     return 0
 
 

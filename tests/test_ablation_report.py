@@ -66,7 +66,7 @@ def test_the_report_stage_writes_under_the_params_root_and_ends_its_run_when_log
                                                                                           monkeypatch, capsys):
     from mlflow.tracking import MlflowClient
 
-    from fashion_edit.evaluation.ablation import metrics_file
+    from fashion_edit.layout import ablation_metrics_file
     from fashion_edit.tracking.runs import StageRun
     from stages import report
     from tests.conftest import tiny_params, write_params
@@ -75,8 +75,8 @@ def test_the_report_stage_writes_under_the_params_root_and_ends_its_run_when_log
     params = tiny_params({"mlflow": {"experiment": "report-fails"}, "ablation": {"variants": ["full"], "seeds": 1}})
     root.mkdir()
     params_path = write_params(root / "params.yaml", params)
-    metrics_file(root, "full", 0).parent.mkdir(parents=True)
-    metrics_file(root, "full", 0).write_text(json.dumps(_metrics(30.0, 0.6)))
+    (root / ablation_metrics_file("full", 0)).parent.mkdir(parents=True)
+    (root / ablation_metrics_file("full", 0)).write_text(json.dumps(_metrics(30.0, 0.6)))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)

@@ -9,7 +9,8 @@ import yaml
 
 from fashion_edit.config import ParamsError
 from fashion_edit.evaluation.ablation import variant_metric_files, variant_params
-from fashion_edit.evaluation.headline import ABLATION_HEADLINES, HEADLINE_METRICS
+from fashion_edit.evaluation.headline import HEADLINE_METRICS
+from fashion_edit.layout import ABLATION_HEADLINES
 from tests.conftest import DVC_METRICS_WIDTH, run_in, tiny_params
 
 

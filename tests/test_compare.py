@@ -10,7 +10,8 @@ import pytest
 
 from fashion_edit.serving import cli
 
-from fashion_edit.evaluation.headline import EVALUATE_DETAIL, HEADLINE_METRICS
+from fashion_edit.evaluation.headline import HEADLINE_METRICS
+from fashion_edit.layout import EVALUATE_DETAIL
 from fashion_edit.tracking import registry
 from tests.conftest import repo_env, tiny_params, write_params
 from tests.test_registry import IDENTITY, _runs_model, evaluation

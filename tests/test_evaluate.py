@@ -11,16 +11,18 @@ import pytest
 import torch
 
 from fashion_edit.data.store import open_split
-from fashion_edit.evaluation.evaluate import (BASELINES, GRID_COLUMNS, EvaluatePaths, evaluate, grid_indices,
-                                     run_evaluation)
+from fashion_edit.evaluation.evaluate import BASELINES, GRID_COLUMNS, evaluate, grid_indices, run_evaluation
 from fashion_edit.evaluation.fid_reference import FidReferenceError, compute_reference, load_reference, save_reference
 from fashion_edit.evaluation.headline import HEADLINE_METRICS, MODEL, se_key
 from fashion_edit.evaluation.metrics.fid import InceptionFeatures
+from fashion_edit.layout import EvaluatePaths
+from fashion_edit.layout import TrainPaths
 from fashion_edit.networks import build_inpainter, build_parser
 from fashion_edit.serving.editor import EditorModelError, EditorNetworks
 from fashion_edit.training.checkpoints import atomic_torch_save
-from fashion_edit.training.segmenter import (SegmenterError, SegmenterPaths, build_segmenter, load_segmenter, save_segmenter,
-                                    segmenter_architecture, train_segmenter, use_provided_segmenter)
+from fashion_edit.training.segmenter import (SegmenterError, build_segmenter, load_segmenter, save_segmenter,
+                                             segmenter_architecture, train_segmenter, use_provided_segmenter,
+                                             weights_file)
 from tests.conftest import tiny_params
 
 MODEL_KEYS = ("fid", "kid", "kid_std", "parser_miou_hole", "parser_miou", "parser_pixel_acc_hole", "parser_pixel_acc",
@@ -156,8 +158,8 @@ def test_missing_weights_are_reported(prepared_data: Path, tmp_path: Path):
 
 
 # ----------------------------------------------------------------------------- segmenter
-def segmenter_paths(root: Path, prepared: Path) -> SegmenterPaths:
-    return SegmenterPaths(prepared=prepared, checkpoints=root / "checkpoints/segmenter",
+def segmenter_paths(root: Path, prepared: Path) -> TrainPaths:
+    return TrainPaths(prepared=prepared, checkpoints=root / "checkpoints/segmenter",
                           artifacts=root / "artifacts/segmenter", reports=root / "reports/train_segmenter",
                           repo_root=root)
 
@@ -166,7 +168,7 @@ def test_segmenter_trains_writes_weights_and_resumes(prepared_data: Path, tmp_pa
     paths = segmenter_paths(tmp_path, prepared_data)
     first = train_segmenter(tiny_params({"evaluate": {"segmenter_steps": 3, "segmenter_checkpoint_every": 2}}), paths)
     assert first["steps"] == 3 and 0 <= first["metrics"]["val_miou"] <= 1
-    model, _ = load_segmenter(paths.weights)
+    model, _ = load_segmenter(weights_file(paths))
     with torch.no_grad():
         assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 20, 64, 64)
     resumed = train_segmenter(tiny_params({"evaluate": {"segmenter_steps": 5, "segmenter_checkpoint_every": 2}}), paths)
@@ -182,7 +184,7 @@ def test_user_provided_segmenter_is_adopted(prepared_data: Path, tmp_path: Path)
     paths = segmenter_paths(tmp_path / "repo", prepared_data)
     info = use_provided_segmenter(tiny_params(), paths, mine)
     assert info["source"] == str(mine)
-    adopted, original = load_segmenter(paths.weights)[0].state_dict(), load_segmenter(mine)[0].state_dict()
+    adopted, original = load_segmenter(weights_file(paths))[0].state_dict(), load_segmenter(mine)[0].state_dict()
     assert adopted.keys() == original.keys() and all(torch.equal(adopted[k], original[k]) for k in adopted)
 
 

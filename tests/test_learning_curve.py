@@ -17,8 +17,9 @@ import torch
 
 from bench.learning_curve import EVALUATE_JSON, main, required_inputs
 from fashion_edit.data.store import open_split
-from fashion_edit.evaluation.fid_reference import REFERENCE_FILE, compute_reference, save_reference
+from fashion_edit.evaluation.fid_reference import compute_reference, save_reference
 from fashion_edit.evaluation.metrics.fid import InceptionFeatures
+from fashion_edit.layout import FID_REFERENCE
 from fashion_edit.networks import build_parser
 from fashion_edit.training.checkpoints import atomic_torch_save
 from fashion_edit.training.segmenter import build_segmenter, save_segmenter, segmenter_architecture
@@ -45,7 +46,7 @@ def curve_repo(prepared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     (repo / "data" / "prepared").symlink_to(prepared_data, target_is_directory=True)
     write_params(repo / "params.yaml", params)
     test = open_split(prepared_data / "test")
-    save_reference(repo / REFERENCE_FILE, compute_reference(test, InceptionFeatures(batch_size=4)), test)
+    save_reference(repo / FID_REFERENCE, compute_reference(test, InceptionFeatures(batch_size=4)), test)
     torch.manual_seed(0)
     atomic_torch_save(build_parser(params).state_dict(), repo / "artifacts" / "parser" / "generator.pt")
     architecture = segmenter_architecture(params.evaluate)

@@ -9,12 +9,12 @@ import scipy.linalg
 import torch
 
 from fashion_edit import pretrained
-from fashion_edit.evaluation.metrics import (PSNR_MAX_DB, ConfusionMatrix, FidAccumulator, ImageMetrics, InceptionFeatures,
-                                  feature_statistics, fid_from_features, frechet_distance, hole_l1, psnr, ssim,
-                                  to_inception_input)
+from fashion_edit.evaluation.metrics import (PSNR_MAX_DB, ConfusionMatrix, FidAccumulator, ImageMetrics,
+                                             InceptionFeatures, feature_statistics, fid_from_features, frechet_distance,
+                                             hole_l1, psnr, ssim, to_inception_input)
 from fashion_edit.evaluation.metrics.bootstrap import bootstrap_indices, mean_replicates, miou_replicates, standard_error
-from fashion_edit.evaluation.metrics.fid import (FEATURE_DIM, KID_METRIC_NAME, PairedFid, kid_from_features, kid_replicates,
-                                      mmd2_unbiased)
+from fashion_edit.evaluation.metrics.fid import (FEATURE_DIM, KID_METRIC_NAME, PairedFid, kid_from_features,
+                                                 kid_replicates, mmd2_unbiased)
 from fashion_edit.evaluation.metrics.segmentation import confusion_per_image
 from fashion_edit.pretrained import WeightsError
 

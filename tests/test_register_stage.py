@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fashion_edit.evaluation.headline import EVALUATE_DETAIL, HEADLINE_METRICS, REGISTER_REPORT
+from fashion_edit.evaluation.headline import HEADLINE_METRICS
+from fashion_edit.layout import EVALUATE_DETAIL, REGISTER_REPORT
+from fashion_edit.layout import RegisterPaths
 from fashion_edit.networks import parser_input
 from fashion_edit.serving.editor import Editor
 from fashion_edit.serving.pyfunc import example_batch, load_registered_model
 from fashion_edit.tracking import registry
-from fashion_edit.tracking.register import (RegisterPaths, gate_and_promote, register_and_gate, register_candidates,
-                                            register_models)
+from fashion_edit.tracking.register import gate_and_promote, register_and_gate, register_candidates, register_models
 from stages import register as register_stage
 from tests.conftest import DVC_METRICS_WIDTH, tiny_params
 from tests.test_evaluate import write_random_artifacts

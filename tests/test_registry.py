@@ -8,18 +8,9 @@ import pytest
 
 from fashion_edit.config import Params, RegisterParams
 from fashion_edit.evaluation.headline import HEADLINE_METRICS, se_key
-from fashion_edit.tracking.registry import (
-    CANDIDATE,
-    CHAMPION,
-    RegistryError,
-    champion_metrics,
-    pipeline_identity,
-    promote,
-    promotion_decision,
-    register_version,
-    version_by_alias,
-    version_metrics,
-)
+from fashion_edit.tracking.registry import (CANDIDATE, CHAMPION, RegistryError, champion_metrics, pipeline_identity,
+                                            promote, promotion_decision, register_version, version_by_alias,
+                                            version_metrics)
 
 GATES = RegisterParams()
 # a plausible evaluation of 120 test images: headline metrics and their bootstrap SEs

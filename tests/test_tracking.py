@@ -17,8 +17,8 @@ from mlflow.tracking import MlflowClient
 
 from fashion_edit.config import MlflowParams
 from fashion_edit.tracking.runs import (ENV_PIPELINE_RUN, TAG_PARAMS_HASH, TAG_PIPELINE_RUN, TAG_STAGE, NullRun,
-                                   TrackingError, artifact_location, flatten_params, params_hash, pipeline_run_key,
-                                   probe_tracking_server, resolve_tracking_uri, start_stage_run)
+                                        TrackingError, artifact_location, flatten_params, params_hash, pipeline_run_key,
+                                        probe_tracking_server, resolve_tracking_uri, start_stage_run)
 from tests.conftest import tiny_params, unmount
 
 

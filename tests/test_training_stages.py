@@ -11,12 +11,13 @@ from mlflow.tracking import MlflowClient
 
 from fashion_edit.config import Params
 from fashion_edit.data.store import SplitWriter, open_split
+from fashion_edit.layout import TrainPaths
 from fashion_edit.training.checkpoints import CheckpointError, read_checkpoint
 from fashion_edit.training.distributed import DistContext
 from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
 from fashion_edit.training.loop import NonFiniteLossError, TrainingDataError
 from fashion_edit.training.parser_trainer import PARSER_SPEC
-from fashion_edit.training.runner import TrainPaths, train
+from fashion_edit.training.runner import train
 from fashion_edit.training.stage import EXPECTED_ERRORS
 from models.losses import ParserCriterion
 from tests.conftest import mount_tmpfs, tiny_params, unmount

@@ -26,14 +26,15 @@ from typing import Any
 import torch
 
 from fashion_edit.config import Params, ParserNet
-from fashion_edit.evaluation.evaluate import EvaluatePaths, evaluate
+from fashion_edit.evaluation.evaluate import evaluate
+from fashion_edit.layout import ARTIFACTS, EvaluatePaths, TrainPaths, ablation_metrics_file
 from fashion_edit.networks import build_inpainter, build_inpainter_discriminator, build_parser, count_parameters
 from fashion_edit.serving.editor import TRAINED_WEIGHTS, EditorNetworks, load_weights
 from fashion_edit.tracking.runs import log_to_run
 from fashion_edit.training.curves import LossHistory
 from fashion_edit.training.distributed import setup_distributed, teardown_distributed
 from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
-from fashion_edit.training.runner import TrainOutcome, TrainPaths, train
+from fashion_edit.training.runner import TrainOutcome, train
 from fashion_edit.training.segmenter import load_segmenter
 
 STAGE_TEMPLATE = "ablations@{variant}"  # the dvc.yaml foreach stage of one variant
@@ -46,19 +47,6 @@ def variant_params(params: Params, variant: str, seed_index: int) -> Params:
     train = t.model_copy(update={"steps": params.ablation.steps, "seed": t.seed + seed_index,
                                  "distributed": False})
     return merged.model_copy(update={"train_inpainter": train})
-
-
-def variant_paths(repo_root: Path, variant: str, seed_index: int) -> TrainPaths:
-    tag = f"seed{seed_index}"
-    return TrainPaths(prepared=repo_root / "data" / "prepared",
-                      checkpoints=repo_root / "checkpoints" / "ablations" / variant / tag,
-                      artifacts=repo_root / "artifacts" / "ablations" / variant / tag,
-                      reports=repo_root / "reports" / "ablations" / variant / tag,
-                      repo_root=repo_root)
-
-
-def metrics_file(repo_root: Path, variant: str, seed_index: int) -> Path:
-    return repo_root / "reports" / "ablations" / variant / f"seed{seed_index}.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,7 +74,7 @@ def reuses_main_inpainter(params: Params, variant: str, seed_index: int) -> bool
 
 def main_inpainter_outcome(params: Params, repo_root: Path) -> TrainOutcome:
     """The pipeline's trained inpainter (artifacts/inpainter) in the shape :func:`train` returns."""
-    artifacts = repo_root / "artifacts" / "inpainter"
+    artifacts = TrainPaths.default(repo_root, "inpainter").artifacts
     generator = load_weights(build_inpainter(params), artifacts / "generator.pt", "dvc repro train_inpainter")
     info = json.loads((artifacts / "info.json").read_text())
     losses = info.get("final_losses", {})
@@ -97,12 +85,13 @@ def main_inpainter_outcome(params: Params, repo_root: Path) -> TrainOutcome:
                         train_seconds=float(losses.get("train_seconds", 0.0)))
 
 
-def record_reuse(checkpoints: Path, outcome: TrainOutcome) -> None:
-    """The variant's checkpoint folder (a DVC output) says which weights stood in for its training."""
-    checkpoints.mkdir(parents=True, exist_ok=True)
+def record_reuse(paths: TrainPaths, outcome: TrainOutcome) -> None:
+    """The variant's checkpoint and weights folders (DVC outputs) say which weights stood in for its training."""
     note = {"reused": "artifacts/inpainter/generator.pt", "steps": outcome.steps,
             "train_seconds": outcome.train_seconds}
-    (checkpoints / "reused_weights.json").write_text(json.dumps(note, indent=2) + "\n")
+    for folder in (paths.checkpoints, paths.artifacts):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "reused_weights.json").write_text(json.dumps(note, indent=2) + "\n")
 
 
 def train_and_evaluate(params: Params, variant: str, seed_index: int, repo_root: Path,
@@ -111,12 +100,12 @@ def train_and_evaluate(params: Params, variant: str, seed_index: int, repo_root:
     p = variant_params(params, variant, seed_index)
     if reuses_main_inpainter(params, variant, seed_index):
         outcome = main_inpainter_outcome(p, repo_root)
-        record_reuse(variant_paths(repo_root, variant, seed_index).checkpoints, outcome)
+        record_reuse(TrainPaths.ablation(repo_root, variant, seed_index), outcome)
     else:
         spec = dataclasses.replace(INPAINTER_SPEC, stage_name=STAGE_TEMPLATE.format(variant=variant))
         ctx = setup_distributed(False, "ablation")
         try:
-            outcome = train(p, spec, variant_paths(repo_root, variant, seed_index), ctx)
+            outcome = train(p, spec, TrainPaths.ablation(repo_root, variant, seed_index), ctx)
         finally:
             teardown_distributed()
     networks = EditorNetworks(shared.segmenter, shared.parser, outcome.generator, shared.segmenter_architecture,
@@ -135,11 +124,11 @@ def train_and_evaluate(params: Params, variant: str, seed_index: int, repo_root:
 
 def run_variant(params: Params, variant: str, repo_root: Path) -> list[dict[str, Any]]:
     """Every seed of ``variant``; writes one metrics JSON per seed and returns them."""
-    shared = SharedNetworks.from_artifacts(params, repo_root / "artifacts")  # fails early if weights are missing
+    shared = SharedNetworks.from_artifacts(params, repo_root / ARTIFACTS)  # fails early if weights are missing
     runs = []
     for seed_index in range(params.ablation.seeds):
         metrics = train_and_evaluate(params, variant, seed_index, repo_root, shared)
-        path = metrics_file(repo_root, variant, seed_index)
+        path = repo_root / ablation_metrics_file(variant, seed_index)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(metrics, indent=2, allow_nan=True) + "\n")
         runs.append(metrics)
@@ -148,5 +137,5 @@ def run_variant(params: Params, variant: str, repo_root: Path) -> list[dict[str,
 
 def variant_metric_files(params: Params, repo_root: Path) -> dict[str, list[Path]]:
     """The per-seed metrics files the ``report`` stage gathers, by variant (params order)."""
-    return {name: [metrics_file(repo_root, name, k) for k in range(params.ablation.seeds)]
+    return {name: [repo_root / ablation_metrics_file(name, k) for k in range(params.ablation.seeds)]
             for name in params.ablation.variants}

@@ -48,14 +48,15 @@ from fashion_edit.config import Params
 from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.store import PreparedSplit, open_split
 from fashion_edit.evaluation.baselines import inpaint_batch
-from fashion_edit.evaluation.fid_reference import REFERENCE_FILE, compute_reference, load_reference
-from fashion_edit.evaluation.headline import EVALUATE_DETAIL, EVALUATE_HEADLINES, MODEL, se_key, write_headline
+from fashion_edit.evaluation.fid_reference import compute_reference, load_reference
+from fashion_edit.evaluation.headline import MODEL, se_key, write_headline
 from fashion_edit.evaluation.metrics.bootstrap import (bootstrap_indices, mean_replicates, miou_replicates,
-                                            standard_error)
+                                                       standard_error)
 from fashion_edit.evaluation.metrics.fid import (FID_METRIC_NAME, KID_METRIC_NAME, InceptionFeatures, PairedFid,
-                                      fid_from_features, kid_from_features, kid_replicates)
+                                                 fid_from_features, kid_from_features, kid_replicates)
 from fashion_edit.evaluation.metrics.image import ImageMetrics
 from fashion_edit.evaluation.metrics.segmentation import ConfusionMatrix, confusion_per_image
+from fashion_edit.layout import EvaluatePaths
 from fashion_edit.networks import Batch, incomplete_image
 from fashion_edit.pretrained import load_stlpips
 from fashion_edit.serving.editor import EditorNetworks, TwoStageOutput, two_stage
@@ -76,27 +77,6 @@ IMAGE_KEYS = ("hole_l1", "psnr", "psnr_hole", "ssim", "st_lpips")
 
 class EvaluationError(RuntimeError):
     """The evaluation cannot run on these inputs (e.g. too few test items); says what to change."""
-
-
-@dataclass(frozen=True)
-class EvaluatePaths:
-    prepared: Path
-    artifacts: Path
-    metrics: Path  # the detail file: every number
-    headlines: Path  # folder of <method>.json headline files (what `dvc metrics show` lists)
-    report: Path
-    grid: Path
-    repo_root: Path
-    fid_reference: Path | None = None  # the fid_reference stage's real features; None: computed here
-
-    @classmethod
-    def default(cls, repo_root: Path) -> "EvaluatePaths":
-        """The layout dvc.yaml declares, relative to the repository root."""
-        return cls(prepared=repo_root / "data" / "prepared", artifacts=repo_root / "artifacts",
-                   metrics=repo_root / EVALUATE_DETAIL, headlines=repo_root / EVALUATE_HEADLINES,
-                   report=repo_root / "reports" / "evaluate.md",
-                   grid=repo_root / "reports" / "evaluate" / "samples.png", repo_root=repo_root,
-                   fid_reference=repo_root / REFERENCE_FILE)
 
 
 # ----------------------------------------------------------------------------- accumulators

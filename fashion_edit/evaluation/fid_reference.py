@@ -22,7 +22,6 @@ import torch
 from fashion_edit.data.store import PreparedSplit
 from fashion_edit.evaluation.metrics.fid import FEATURE_DIM, FID_METRIC_NAME, InceptionFeatures
 
-REFERENCE_FILE = Path("data") / "fid_reference" / "test.npz"  # relative to the repository root
 REBUILD = "run `dvc repro fid_reference`"
 _HASH_ROWS = 256  # images hashed per read
 

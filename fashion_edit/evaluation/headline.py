@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fashion_edit.layout import headline_file
+
 # key -> higher is better; the order is the order of every table
 HEADLINE_METRICS: dict[str, bool] = {
     "fid": False,
@@ -30,12 +32,7 @@ HEADLINE_METRICS: dict[str, bool] = {
 SE_SUFFIX = "_se"
 MODEL = "model"  # the trained editor's row beside the baselines
 
-EVALUATE_DETAIL = Path("reports") / "evaluate.json"  # every number of the evaluate stage, with the SEs
-EVALUATE_HEADLINES = Path("reports") / "metrics" / "evaluate"  # <method>.json
-MODEL_HEADLINE = EVALUATE_HEADLINES / f"{MODEL}.json"
-ABLATION_DETAIL = Path("reports") / "ablations.json"  # mean / std / n of every reported metric per variant
-ABLATION_HEADLINES = Path("reports") / "metrics" / "ablations"  # <variant>.json
-REGISTER_REPORT = Path("reports") / "register.json"  # versions, promoted, reason
+MODEL_HEADLINE = headline_file(MODEL)
 
 
 def se_key(key: str) -> str:

@@ -31,7 +31,8 @@ import cv2
 import numpy as np
 
 from fashion_edit.config import MlflowParams, ParamsError, load_params
-from fashion_edit.evaluation.headline import EVALUATE_DETAIL, numeric_metrics
+from fashion_edit.evaluation.headline import numeric_metrics
+from fashion_edit.layout import EVALUATE_DETAIL
 from fashion_edit.serving.editor import EditInputError, Editor, EditorModelError
 from fashion_edit.tracking.runs import UI_ENV, TrackingError, experiment_runs_url, resolve_tracking_uri, ui_server_command
 

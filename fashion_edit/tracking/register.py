@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fashion_edit.config import Params
-from fashion_edit.evaluation.headline import EVALUATE_DETAIL, REGISTER_REPORT, numeric_metrics
+from fashion_edit.evaluation.headline import numeric_metrics
+from fashion_edit.layout import RegisterPaths
 from fashion_edit.serving.editor import Editor, EditorNetworks
 from fashion_edit.serving.pyfunc import save_editor_model, save_network_models
 from fashion_edit.tracking import registry
@@ -42,21 +42,6 @@ def log_models(client: Any, run_id: str, editor: Editor, bundle: Path) -> dict[s
 
 
 # ----------------------------------------------------------------------------- register stage
-@dataclass(frozen=True)
-class RegisterPaths:
-    artifacts: Path
-    evaluation: Path
-    bundle: Path
-    report: Path
-    repo_root: Path
-
-    @classmethod
-    def default(cls, repo_root: Path) -> "RegisterPaths":
-        """The layout dvc.yaml declares, relative to the repository root."""
-        return cls(artifacts=repo_root / "artifacts", evaluation=repo_root / EVALUATE_DETAIL,
-                   bundle=repo_root / "artifacts" / "editor", report=repo_root / REGISTER_REPORT, repo_root=repo_root)
-
-
 def register_candidates(client: Any, model_uris: Mapping[str, str], metrics: Mapping[str, float],
                         identity: Mapping[str, str]) -> dict[str, str]:
     """Register each logged model as a new version (alias ``candidate``); {name: version}."""

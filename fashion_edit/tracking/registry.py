@@ -43,7 +43,8 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_
 from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
 
 from fashion_edit.config import Params, RegisterParams
-from fashion_edit.evaluation.headline import EVALUATE_DETAIL, HEADLINE_METRICS, se_key
+from fashion_edit.evaluation.headline import HEADLINE_METRICS, se_key
+from fashion_edit.layout import EVALUATE_DETAIL
 from fashion_edit.tracking.runs import git_commit, pipeline_run_key
 
 CANDIDATE = "candidate"

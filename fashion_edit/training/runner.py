@@ -34,10 +34,10 @@ from fashion_edit import hardware
 from fashion_edit.config import Params, TrainParams
 from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.store import open_split
+from fashion_edit.layout import TrainPaths
 from fashion_edit.tracking.runs import NullRun, mark_run_killed, params_hash, stage_run
-from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint, atomic_torch_save,
-                                               checkpoint_misfit, load_matching_checkpoint,
-                                               remove_stale_temporaries, save_checkpoint)
+from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint, atomic_torch_save, checkpoint_misfit,
+                                               load_matching_checkpoint, remove_stale_temporaries, save_checkpoint)
 from fashion_edit.training.curves import LossHistory, plot_png, write_csv
 from fashion_edit.training.distributed import DistContext, ranks_in_sync
 from fashion_edit.training.ema import GeneratorEma
@@ -53,22 +53,6 @@ log = logging.getLogger(__name__)
 _NON_RESULT_KEYS = frozenset({"steps", "checkpoint_every", "sample_every", "log_every", "num_workers",
                               "distributed", "nproc_per_node"})
 SAMPLE_ITEMS = 4
-
-
-@dataclass(frozen=True)
-class TrainPaths:
-    prepared: Path
-    checkpoints: Path
-    artifacts: Path
-    reports: Path
-    repo_root: Path
-
-    @classmethod
-    def default(cls, repo_root: Path, name: str) -> "TrainPaths":
-        """The layout dvc.yaml declares, relative to the repository root."""
-        return cls(prepared=repo_root / "data" / "prepared", checkpoints=repo_root / "checkpoints" / name,
-                   artifacts=repo_root / "artifacts" / name, reports=repo_root / "reports" / f"train_{name}",
-                   repo_root=repo_root)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -28,6 +27,7 @@ from fashion_edit.config import EvaluateParams, Params
 from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.labels import NUM_CLASSES
 from fashion_edit.data.store import open_split
+from fashion_edit.layout import TrainPaths
 from fashion_edit.tracking.runs import NullRun, stage_run
 from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint, atomic_torch_save,
                                                load_matching_checkpoint, save_checkpoint)
@@ -54,27 +54,12 @@ class SegmenterError(RuntimeError):
     """A segmenter weight file is missing or not in this project's format; says how to fix it."""
 
 
-@dataclass(frozen=True)
-class SegmenterPaths:
-    prepared: Path
-    checkpoints: Path
-    artifacts: Path
-    reports: Path
-    repo_root: Path
-
-    @classmethod
-    def default(cls, repo_root: Path) -> "SegmenterPaths":
-        """The layout dvc.yaml declares, relative to the repository root."""
-        return cls(prepared=repo_root / "data" / "prepared", checkpoints=repo_root / "checkpoints" / "segmenter",
-                   artifacts=repo_root / "artifacts" / "segmenter", reports=repo_root / "reports" / STAGE,
-                   repo_root=repo_root)
-
-    @property
-    def weights(self) -> Path:
-        return self.artifacts / WEIGHTS_FILE
-
-
 # ------------------------------------------------------------------ network and file
+def weights_file(paths: TrainPaths) -> Path:
+    """The trained segmenter's file in its artifacts folder (what evaluate and register load)."""
+    return paths.artifacts / WEIGHTS_FILE
+
+
 def segmenter_architecture(p: EvaluateParams) -> dict[str, int]:
     return {"base_channels": p.segmenter_channels, "n_downsample": N_DOWNSAMPLE,
             "n_res_blocks": p.segmenter_res_blocks, "num_classes": NUM_CLASSES}
@@ -168,13 +153,13 @@ def _segmenter_loop(model: torch.nn.Module, optimizer: torch.optim.Optimizer, ba
         hook.on_end(state)
 
 
-def train_segmenter(params: Params, paths: SegmenterPaths) -> dict[str, Any]:
+def train_segmenter(params: Params, paths: TrainPaths) -> dict[str, Any]:
     """Train (or resume) the segmenter; write its weights, curves and metrics; return info.json's content."""
     with stage_run(params, STAGE, SECTIONS, paths.repo_root) as run:
         return _train_with_run(params, paths, run)
 
 
-def _train_with_run(params: Params, paths: SegmenterPaths, run: NullRun) -> dict[str, Any]:
+def _train_with_run(params: Params, paths: TrainPaths, run: NullRun) -> dict[str, Any]:
     p = params.evaluate
     ctx = DistContext(0, 0, 1, torch.device("cpu"))
     seed_everything(p.seed)
@@ -208,36 +193,36 @@ def _train_with_run(params: Params, paths: SegmenterPaths, run: NullRun) -> dict
     _segmenter_loop(model, optimizer, batches, loop_state, ctx, hooks)
     if loop_state.last_checkpoint_step != p.segmenter_steps:
         save(p.segmenter_steps)
-    save_segmenter(paths.weights, model, architecture)
+    save_segmenter(weights_file(paths), model, architecture)
     val = validation_miou(model, paths.prepared, "val", p.batch_size)
     tail = history.column("loss/ce")[-max(1, len(history) // 10):] if len(history) else []
     metrics = {"steps": loop_state.step, "loss_ce": sum(tail) / len(tail) if tail else float("nan"),
                **{f"val_{k}": v for k, v in val.items()}}
     _write_reports(paths, history, metrics)
     run.log_metrics({f"final/{k}": v for k, v in metrics.items()}, step=loop_state.step)
-    run.log_artifact(paths.weights, "weights")
+    run.log_artifact(weights_file(paths), "weights")
     run.log_artifact(paths.reports / "losses.png", "curves")
     return _write_info(paths, {"source": "trained", "steps": loop_state.step, "identity": identity,
                                "architecture": architecture, "metrics": metrics, "mlflow_run_id": run.run_id})
 
 
-def _write_reports(paths: SegmenterPaths, history: LossHistory, metrics: Mapping[str, float]) -> None:
+def _write_reports(paths: TrainPaths, history: LossHistory, metrics: Mapping[str, float]) -> None:
     paths.reports.mkdir(parents=True, exist_ok=True)
     write_csv(history, paths.reports / "losses.csv")
     plot_png(history, paths.reports / "losses.png", title=f"{STAGE} cross-entropy")
     (paths.reports / "metrics.json").write_text(json.dumps(dict(metrics), indent=2) + "\n")
 
 
-def _write_info(paths: SegmenterPaths, info: dict[str, Any]) -> dict[str, Any]:
+def _write_info(paths: TrainPaths, info: dict[str, Any]) -> dict[str, Any]:
     paths.artifacts.mkdir(parents=True, exist_ok=True)
     (paths.artifacts / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
 
 
-def use_provided_segmenter(params: Params, paths: SegmenterPaths, checkpoint: Path) -> dict[str, Any]:
+def use_provided_segmenter(params: Params, paths: TrainPaths, checkpoint: Path) -> dict[str, Any]:
     """Adopt a user's segmenter file instead of training: check it loads, score it on val, copy it in place."""
     model, architecture = load_segmenter(checkpoint)  # SegmenterError naming the file if unusable
-    save_segmenter(paths.weights, model, architecture)
+    save_segmenter(weights_file(paths), model, architecture)
     paths.checkpoints.mkdir(parents=True, exist_ok=True)  # a declared (persisted) output, unused here
     val = validation_miou(model, paths.prepared, "val", params.evaluate.batch_size)
     metrics = {"steps": 0, **{f"val_{k}": v for k, v in val.items()}}
