@@ -12,10 +12,12 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WrapValidator, model_validator
 
+from fashion_edit.errors import FashionEditError
+
 PARAMS_FILE = "params.yaml"
 
 
-class ParamsError(ValueError):
+class ParamsError(FashionEditError, ValueError):
     """params.yaml is missing, unreadable or invalid; the message names the key."""
 
 

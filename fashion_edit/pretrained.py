@@ -11,8 +11,10 @@ import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
+from fashion_edit.errors import FashionEditError
 
-class WeightsError(RuntimeError):
+
+class WeightsError(FashionEditError, RuntimeError):
     """A pretrained weight file is missing or corrupt."""
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fashion_edit.config import ParamsError, load_params
 from fashion_edit.layout import PARAMS_CHECK
-from fashion_edit.stage_args import stage_parser
+from fashion_edit.stage import stage_parser
 
 VALID = "params.yaml is valid (fashion_edit/config.py)\n"
 

@@ -14,34 +14,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from fashion_edit.config import ParamsError, load_params
+from fashion_edit.config import Params
 from fashion_edit.layout import RegisterPaths
-from fashion_edit.serving.editor import EditorModelError
-from fashion_edit.stage_args import stage_parser
+from fashion_edit.stage import run_stage
 from fashion_edit.tracking.register import register_models
-from fashion_edit.tracking.registry import RegistryError
-from fashion_edit.tracking.runs import TrackingError
-from fashion_edit.training.segmenter import SegmenterError
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = stage_parser(__doc__)
-    return parser.parse_args(argv)
+def register(params: Params, root: Path, args: argparse.Namespace) -> str:
+    report = register_models(params, RegisterPaths.default(root))
+    versions = ", ".join(f"{name} v{number}" for name, number in report["versions"].items())
+    verdict = "promoted to champion" if report["promoted"] else "kept as candidate"
+    return f"{versions} {verdict}: {report['reason']}"
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        params = load_params(args.params)
-        report = register_models(params, RegisterPaths.default(args.params.resolve().parent))
-    except (ParamsError, EditorModelError, SegmenterError, RegistryError, TrackingError, FileNotFoundError) as exc:
-        print(f"register: error: {exc}", file=sys.stderr)
-        return 1
-    versions = ", ".join(f"{name} v{number}" for name, number in report["versions"].items())
-    verdict = "promoted to champion" if report["promoted"] else "kept as candidate"
-    print(f"register: {versions} {verdict}: {report['reason']}")
-    return 0
+    return run_stage("register", __doc__, register, argv, also_expected=(FileNotFoundError,))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fashion_edit.stage_args import stage_parser
+from fashion_edit.stage import stage_parser
 from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
 from fashion_edit.training.stage import run_training_stage
 

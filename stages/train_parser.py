@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fashion_edit.stage_args import stage_parser
+from fashion_edit.stage import stage_parser
 from fashion_edit.training.parser_trainer import PARSER_SPEC
 from fashion_edit.training.stage import run_training_stage
 

@@ -38,9 +38,10 @@ from fashion_edit.data.labels import NUM_CLASSES
 from fashion_edit.data.masks import colour_stroke_mask, hole_mask
 from fashion_edit.data.sources.base import LoadedSample, RawItem, SampleSkipped, Source, UnknownLabelIds
 from fashion_edit.data.store import EVAL_SPLITS, MANIFEST, SPLITS, SplitWriter
+from fashion_edit.errors import FashionEditError
 
 
-class PreprocessError(RuntimeError):
+class PreprocessError(FashionEditError, RuntimeError):
     """Nothing (or not enough) usable data; the message says what was found and what to fix."""
 
 

@@ -23,13 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
+from fashion_edit.errors import FashionEditError
+
 SPLITS = ("train", "val", "test")
 EVAL_SPLITS = ("val", "test")
 MANIFEST = "manifest.json"
 STEMS = "stems.json"
 
 
-class StoreError(RuntimeError):
+class StoreError(FashionEditError, RuntimeError):
     """A prepared split is missing or inconsistent (re-run ``dvc repro preprocess``)."""
 
 

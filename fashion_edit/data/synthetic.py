@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from fashion_edit.config import SynthesizeParams
 from fashion_edit.data.labels import LABEL_ID, NUM_CLASSES, PALETTE
+from fashion_edit.errors import FashionEditError
 
 KEYPOINT_FORMAT = "synthetic-14"
 KEYPOINT_NAMES: tuple[str, ...] = (
@@ -68,7 +69,7 @@ _HAIR_COLOURS = np.array([(28, 22, 20), (62, 42, 30), (112, 76, 46), (196, 160, 
                           (172, 170, 164)], np.float32)
 
 
-class SynthesizeError(RuntimeError):
+class SynthesizeError(FashionEditError, RuntimeError):
     """The output folder cannot be (re)written safely."""
 
 

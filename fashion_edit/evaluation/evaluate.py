@@ -47,6 +47,7 @@ from tqdm import tqdm
 from fashion_edit.config import Params
 from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.store import PreparedSplit, open_split
+from fashion_edit.errors import FashionEditError
 from fashion_edit.evaluation.baselines import inpaint_batch
 from fashion_edit.evaluation.fid_reference import compute_reference, load_reference
 from fashion_edit.evaluation.headline import MODEL, se_key, write_headline
@@ -75,7 +76,7 @@ GRID_COLUMNS = ("input", "sketch+colour", "parsing", "output", "truth")  # heade
 IMAGE_KEYS = ("hole_l1", "psnr", "psnr_hole", "ssim", "st_lpips")
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(FashionEditError, RuntimeError):
     """The evaluation cannot run on these inputs (e.g. too few test items); says what to change."""
 
 

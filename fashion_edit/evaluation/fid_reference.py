@@ -20,13 +20,14 @@ import numpy as np
 import torch
 
 from fashion_edit.data.store import PreparedSplit
+from fashion_edit.errors import FashionEditError
 from fashion_edit.evaluation.metrics.fid import FEATURE_DIM, FID_METRIC_NAME, InceptionFeatures
 
 REBUILD = "run `dvc repro fid_reference`"
 _HASH_ROWS = 256  # images hashed per read
 
 
-class FidReferenceError(RuntimeError):
+class FidReferenceError(FashionEditError, RuntimeError):
     """The stored real features are missing, unreadable or belong to other test images."""
 
 

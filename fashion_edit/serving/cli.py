@@ -30,11 +30,12 @@ from typing import TYPE_CHECKING, Any, Callable
 import cv2
 import numpy as np
 
-from fashion_edit.config import MlflowParams, ParamsError, load_params
+from fashion_edit.config import MlflowParams, load_params
+from fashion_edit.errors import FashionEditError
 from fashion_edit.evaluation.headline import numeric_metrics
 from fashion_edit.layout import EVALUATE_DETAIL
 from fashion_edit.serving.editor import EditInputError, Editor, EditorModelError
-from fashion_edit.tracking.runs import UI_ENV, TrackingError, experiment_runs_url, resolve_tracking_uri, ui_server_command
+from fashion_edit.tracking.runs import UI_ENV, experiment_runs_url, resolve_tracking_uri, ui_server_command
 
 if TYPE_CHECKING:  # mlflow takes seconds to import: only `compare` loads it
     from mlflow.entities.model_registry import ModelVersion
@@ -47,7 +48,7 @@ EditFunction = Callable[..., np.ndarray]
 COMPARE_HEADER = ("metric", "this run", "champion", "Δ", "z·σ", "verdict")
 
 
-class CompareError(RuntimeError):
+class CompareError(FashionEditError, RuntimeError):
     """``compare`` has nothing to compare (no metrics, no champion); says what to run."""
 
 
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "ui":
             run_ui(args)  # does not return
         print(run_compare(args) if args.command == "compare" else run_edit(args))
-    except (EditInputError, EditorModelError, ParamsError, CompareError, TrackingError) as exc:
+    except FashionEditError as exc:
         print(f"fashion-edit: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -42,6 +42,7 @@ from fashion_edit.config import InpainterNet, Params, ParserNet
 from fashion_edit.data.dataset import to_unit_range
 from fashion_edit.data.labels import BACKGROUND
 from fashion_edit.data.preprocess import border_colour
+from fashion_edit.errors import FashionEditError
 from fashion_edit.networks import Batch, build_inpainter, build_parser, parser_input, run_inpainter
 from fashion_edit.training.checkpoints import atomic_torch_save
 from fashion_edit.training.segmenter import WEIGHTS_FILE as SEGMENTER_WEIGHTS, build_segmenter, load_segmenter, segment
@@ -60,11 +61,11 @@ _BASE64_IMAGE = re.compile(r"(?P<uri>data:image/[\w.+-]+;base64,)?(?P<body>[A-Za
 _MIN_BASE64_IMAGE = 64  # shorter text cannot hold an image file; treated as a path
 
 
-class EditInputError(ValueError):
+class EditInputError(FashionEditError, ValueError):
     """An input of an edit is unusable (unreadable file, wrong size, empty mask, ...); says how to fix it."""
 
 
-class EditorModelError(RuntimeError):
+class EditorModelError(FashionEditError, RuntimeError):
     """The editor's weights are missing or do not fit; says where they were looked for."""
 
 

@@ -43,6 +43,7 @@ from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, RESOURCE_DOES_
 from mlflow.store.artifact.runs_artifact_repo import RunsArtifactRepository
 
 from fashion_edit.config import Params, RegisterParams
+from fashion_edit.errors import FashionEditError
 from fashion_edit.evaluation.headline import HEADLINE_METRICS, se_key
 from fashion_edit.layout import EVALUATE_DETAIL
 from fashion_edit.tracking.runs import git_commit, pipeline_run_key
@@ -56,7 +57,7 @@ METRIC_TAG_PREFIX = "metric."
 IDENTITY_KEYS = ("git.commit", "dvc.lock_md5", "pipeline.run")
 
 
-class RegistryError(RuntimeError):
+class RegistryError(FashionEditError, RuntimeError):
     """The registry cannot do what was asked (bad model URI, missing metric, ...); says why."""
 
 

@@ -41,6 +41,7 @@ from typing import Any, Iterator, Mapping, MutableMapping, Sequence
 import numpy as np
 
 from fashion_edit.config import MlflowParams, Params
+from fashion_edit.errors import FashionEditError
 
 ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
 ENV_PIPELINE_RUN = "FASHION_EDIT_PIPELINE_RUN"
@@ -60,7 +61,7 @@ _MAX_PARAMS_PER_BATCH = 100  # MLflow's limit for one log_batch call
 _MAX_PARAM_VALUE = 6000
 
 
-class TrackingError(RuntimeError):
+class TrackingError(FashionEditError, RuntimeError):
     """MLflow cannot be used as configured; the message says what to change."""
 
 

@@ -23,11 +23,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from fashion_edit.errors import FashionEditError
+
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT_VERSION = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(FashionEditError, RuntimeError):
     """A checkpoint file exists but cannot be used, or cannot be written."""
 
 

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from fashion_edit.errors import FashionEditError
 
-class DistributedSetupError(RuntimeError):
+
+class DistributedSetupError(FashionEditError, RuntimeError):
     """The process was launched in a way the ``distributed`` param does not allow."""
 
 

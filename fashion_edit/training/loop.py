@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 
+from fashion_edit.errors import FashionEditError
 from fashion_edit.training.curves import LossHistory
 from fashion_edit.training.distributed import DistContext, all_reduce_min
 from fashion_edit.training.ema import GeneratorEma
@@ -36,11 +37,11 @@ from fashion_edit.training.ema import GeneratorEma
 Terms = dict[str, torch.Tensor]
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(FashionEditError, FloatingPointError):
     """A loss term became NaN or infinite; training stopped without applying that step."""
 
 
-class TrainingDataError(ValueError):
+class TrainingDataError(FashionEditError, ValueError):
     """The training split cannot feed the configured batches."""
 
 

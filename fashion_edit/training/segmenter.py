@@ -27,6 +27,7 @@ from fashion_edit.config import EvaluateParams, Params
 from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.labels import NUM_CLASSES
 from fashion_edit.data.store import open_split
+from fashion_edit.errors import FashionEditError
 from fashion_edit.layout import TrainPaths
 from fashion_edit.tracking.runs import NullRun, stage_run
 from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint, atomic_torch_save,
@@ -50,7 +51,7 @@ LOG_EVERY = 10
 _RESULT_KEYS = ("segmenter_batch_size", "segmenter_lr", "segmenter_channels", "segmenter_res_blocks", "seed")
 
 
-class SegmenterError(RuntimeError):
+class SegmenterError(FashionEditError, RuntimeError):
     """A segmenter weight file is missing or not in this project's format; says how to fix it."""
 
 

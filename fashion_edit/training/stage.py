@@ -15,20 +15,15 @@ import sys
 import time
 from pathlib import Path
 
-from fashion_edit.config import ParamsError, load_params
-from fashion_edit.data.store import StoreError
+from fashion_edit.config import load_params
+from fashion_edit.errors import FashionEditError
 from fashion_edit.layout import TrainPaths
-from fashion_edit.pretrained import WeightsError
-from fashion_edit.tracking.runs import TrackingError
-from fashion_edit.training.checkpoints import CheckpointError
-from fashion_edit.training.distributed import (DistributedSetupError, default_nproc, launched_by_torchrun,
-                                               setup_distributed, teardown_distributed, torchrun_command)
-from fashion_edit.training.loop import NonFiniteLossError, TrainingDataError
+from fashion_edit.training.distributed import (default_nproc, launched_by_torchrun, setup_distributed,
+                                               teardown_distributed, torchrun_command)
 from fashion_edit.training.runner import TrainerSpec, train
 
 # errors whose message already says what went wrong and what to do: no traceback
-EXPECTED_ERRORS = (ParamsError, StoreError, WeightsError, TrackingError, CheckpointError, DistributedSetupError,
-                   NonFiniteLossError, TrainingDataError, FileNotFoundError)
+EXPECTED_ERRORS = (FashionEditError, FileNotFoundError)
 
 
 def _env_finding(module: str) -> dict[str, str]:

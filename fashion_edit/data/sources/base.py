@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from fashion_edit.config import DataParams
+from fashion_edit.errors import FashionEditError
 
 
-class DatasetError(RuntimeError):
+class DatasetError(FashionEditError, RuntimeError):
     """The dataset as a whole cannot be read (missing root, split file, label map...)."""
 
 
