@@ -69,6 +69,19 @@ def test_edit_returns_input_size_and_keeps_known_pixels(editor: Editor):
     assert (edited[~known] != image[~known]).any()
 
 
+@pytest.mark.parametrize("shape", [(90, 70), (40, 25)], ids=["shrunk", "enlarged"])
+def test_a_photo_reaches_the_networks_as_preprocess_fitted_the_training_photos(editor: Editor, shape):
+    """No train/serve skew: the editor's letterbox and interpolation are the preprocess stage's."""
+    from fashion_edit.data.preprocess import fit_to_size
+    from fashion_edit.serving.editor import EditInputs
+
+    image = photo(*shape)
+    trained, _ = fit_to_size(image, np.zeros(shape, np.uint8), *SIZE)
+    batch, _ = editor.model_batch(EditInputs.read(image, hole(*shape)))
+    served = np.rint((batch["image"][0].numpy().transpose(1, 2, 0) + 1.0) * 127.5).astype(np.uint8)
+    assert served.shape == trained.shape and np.abs(served.astype(int) - trained.astype(int)).max() <= 1
+
+
 def test_edit_is_deterministic_for_a_seed(editor: Editor):
     image, mask = photo(), hole()
     assert np.array_equal(editor.edit(image, mask, seed=3), editor.edit(image, mask, seed=3))

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from fashion_edit.config import DataParams, MaskParams, PreprocessParams, SplitParams
 from fashion_edit.data.conditioning import segment_mean_colour, sketch_edges
 from fashion_edit.data.labels import NUM_CLASSES
+from fashion_edit.data.letterbox import Letterbox, fit_labels, fit_photo
 from fashion_edit.data.masks import colour_stroke_mask, hole_mask
 from fashion_edit.data.sources.base import LoadedSample, RawItem, SampleSkipped, Source, UnknownLabelIds
 from fashion_edit.data.store import EVAL_SPLITS, MANIFEST, SPLITS, SplitWriter
@@ -73,27 +74,12 @@ class PreprocessReport:
 
 
 # ----------------------------------------------------------------------------- per item
-def border_colour(image: np.ndarray) -> tuple[int, int, int]:
-    """Median colour of the outermost rows and columns: what padding should look like."""
-    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
-    return tuple(int(v) for v in np.median(border, axis=0))
-
-
 def fit_to_size(image: np.ndarray, parsing: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Resize keeping the aspect ratio, then centre-pad to exactly (height, width)."""
-    h, w = parsing.shape
-    if (h, w) == (height, width):
+    """Resize keeping the aspect ratio, then centre-pad to exactly (height, width): the editor's letterbox."""
+    box = Letterbox(parsing.shape, (height, width))
+    if box.source == box.target:
         return image, parsing
-    scale = min(height / h, width / w)
-    new_h, new_w = max(1, min(height, round(h * scale))), max(1, min(width, round(w * scale)))
-    image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
-    parsing = cv2.resize(parsing, (new_w, new_h), interpolation=cv2.INTER_NEAREST)
-    top, left = (height - new_h) // 2, (width - new_w) // 2
-    pads = (top, height - new_h - top, left, width - new_w - left)
-    if any(pads):
-        image = cv2.copyMakeBorder(image, *pads, cv2.BORDER_CONSTANT, value=border_colour(image))
-        parsing = cv2.copyMakeBorder(parsing, *pads, cv2.BORDER_CONSTANT, value=0)
-    return image, parsing
+    return fit_photo(box, image), fit_labels(box, parsing)
 
 
 def label_histogram(parsing: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ import torch
 from fashion_edit.config import InpainterNet, Params, ParserNet
 from fashion_edit.data.dataset import to_unit_range
 from fashion_edit.data.labels import BACKGROUND
-from fashion_edit.data.preprocess import border_colour
+from fashion_edit.data.letterbox import Letterbox, fit_binary, fit_photo
 from fashion_edit.errors import FashionEditError
 from fashion_edit.networks import Batch, build_inpainter, build_parser, parser_input, run_inpainter
 from fashion_edit.training.checkpoints import atomic_torch_save
@@ -206,52 +206,6 @@ class EditInputs:
         return cls(rgb, hole, lines & hole, paint, strokes & hole)
 
 
-# ----------------------------------------------------------------------------- geometry
-@dataclass(frozen=True)
-class Letterbox:
-    """Aspect-keeping resize of an input of size ``source`` into ``target`` with centre padding, and back."""
-
-    source: tuple[int, int]
-    target: tuple[int, int]
-
-    @property
-    def inner(self) -> tuple[int, int]:
-        (h, w), (th, tw) = self.source, self.target
-        scale = min(th / h, tw / w)
-        return max(1, min(th, round(h * scale))), max(1, min(tw, round(w * scale)))
-
-    @property
-    def offset(self) -> tuple[int, int]:
-        (ih, iw), (th, tw) = self.inner, self.target
-        return (th - ih) // 2, (tw - iw) // 2
-
-    def fit(self, picture: np.ndarray, interpolation: int, pad: Any = 0) -> np.ndarray:
-        """``picture`` (source size) resized into the target canvas filled with ``pad``."""
-        ih, iw = self.inner
-        resized = cv2.resize(picture, (iw, ih), interpolation=interpolation)
-        canvas = np.empty((*self.target, *picture.shape[2:]), picture.dtype)
-        canvas[...] = pad
-        top, left = self.offset
-        canvas[top:top + ih, left:left + iw] = resized.reshape(ih, iw, *picture.shape[2:])
-        return canvas
-
-    def unfit(self, picture: np.ndarray) -> np.ndarray:
-        """The inverse of :meth:`fit`: crop the padding, resize to the source size (bilinear)."""
-        (ih, iw), (top, left) = self.inner, self.offset
-        crop = picture[top:top + ih, left:left + iw]
-        return cv2.resize(crop, self.source[::-1], interpolation=cv2.INTER_LINEAR)
-
-
-def _shrink_interpolation(box: Letterbox) -> int:
-    """INTER_AREA when shrinking (no aliasing), bilinear when enlarging."""
-    return cv2.INTER_AREA if box.inner[0] < box.source[0] else cv2.INTER_LINEAR
-
-
-def _fit_binary(box: Letterbox, on: np.ndarray) -> np.ndarray:
-    """A bool map at model size; a pixel is on if any of its source pixels is (thin holes and lines survive)."""
-    return box.fit(on.astype(np.float32), cv2.INTER_AREA if box.inner[0] < box.source[0] else cv2.INTER_NEAREST) > 0
-
-
 # ----------------------------------------------------------------------------- networks
 @dataclass
 class EditorNetworks:
@@ -348,9 +302,9 @@ class Editor:
         """The dataset's item format (DESIGN 3.2) at model resolution, batch of one, without the parsing
         (the segmenter's job), and the geometry that maps back to the input."""
         box = Letterbox(inputs.image.shape[:2], self.size)
-        image = box.fit(inputs.image, _shrink_interpolation(box), border_colour(inputs.image))
-        hole = _fit_binary(box, inputs.hole)
-        sketch = _fit_binary(box, inputs.sketch) & hole
+        image = fit_photo(box, inputs.image)
+        hole = fit_binary(box, inputs.hole)
+        sketch = fit_binary(box, inputs.sketch) & hole
         strokes = box.fit(inputs.strokes.astype(np.uint8), cv2.INTER_NEAREST) > 0
         colour = box.fit(inputs.colour, cv2.INTER_NEAREST)
         mask = hole.astype(np.float32)[None]
