@@ -37,6 +37,17 @@ class DataParams(Section):
     label_map: str = Field("", description="Label-map YAML for the generic folder source.")
     parsing_dir: str = Field("", description="LIP-20 parsing folder for DeepFashion In-shop.")
 
+    @model_validator(mode="after")
+    def _no_dataset_paths_for_synthetic(self) -> "DataParams":
+        """The synthetic source reads none of these: a path set here means the source was forgotten."""
+        given = {key: value for key, value in (("root", self.root), ("label_map", self.label_map),
+                                               ("parsing_dir", self.parsing_dir)) if value}
+        if self.source == "synthetic" and given:
+            raise ValueError(f"data.source is synthetic, which reads no files, but {given} is set: set data.source to "
+                             f"the dataset's format (folder, lip, cihp, atr, deepfashion_mm, deepfashion_inshop, "
+                             f"viton_hd) or empty those keys")
+        return self
+
 
 class SynthesizeParams(Section):
     count: int = Field(2400, ge=1, le=1_000_000)
@@ -77,6 +88,9 @@ class PreprocessParams(Section):
     max_upscale: float = Field(4.0, ge=1.0, le=64.0, description=(
         "Skip (counted, reported) items that would have to be enlarged more than this to fit height x width: "
         "a tiny photo upscaled 16x trains the editor on blur."))
+    max_aspect: float = Field(4.0, ge=1.0, le=64.0, description=(
+        "Skip (counted, reported) items whose aspect ratio differs from height:width by more than this factor: "
+        "letterboxed, a 512x16 strip would keep two rows of picture."))
 
 
 class MaskParams(Section):

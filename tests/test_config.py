@@ -112,3 +112,15 @@ def test_a_missing_section_or_key_fails_instead_of_using_the_codes_defaults(tmp_
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ParamsError, match=r"missing train_inpainter, evaluate\.bootstrap_resamples; every value"):
         load_params(path)
+
+
+def test_a_dataset_path_with_the_synthetic_source_is_refused(tmp_path):
+    """data.root alone would be ignored: the run would train on synthetic figures and say nothing."""
+    from tests.conftest import tiny_params
+
+    params = tiny_params().model_dump(mode="json")
+    params["data"]["root"] = "/datasets/lip"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(ParamsError, match=r"data\.source is synthetic, which reads no files, but \{'root': '/datasets/lip'\}"):
+        load_params(path)

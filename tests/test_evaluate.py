@@ -227,6 +227,11 @@ def test_missing_or_corrupt_fid_reference_names_the_file(prepared_data: Path, tm
     (tmp_path / "bad.npz").write_bytes(b"not a zip file")
     with pytest.raises(FidReferenceError, match=r"bad\.npz.*not a readable.*dvc repro fid_reference"):
         load_reference(tmp_path / "bad.npz", test)
+    save_reference(tmp_path / "half.npz", np.zeros((len(test), 2048)), test)
+    whole = (tmp_path / "half.npz").read_bytes()
+    (tmp_path / "half.npz").write_bytes(whole[:len(whole) // 2])  # a copy cut short
+    with pytest.raises(FidReferenceError, match=r"half\.npz: not a readable FID reference \(BadZipFile"):
+        load_reference(tmp_path / "half.npz", test)
 
 
 def test_fid_reference_of_fewer_than_two_images_is_refused(prepared_data: Path):

@@ -414,3 +414,24 @@ def test_an_image_far_below_the_target_size_is_a_counted_skip(raw: Path, tmp_pat
     report = _run_with_one_bad_item(raw, tmp_path)
     assert report["skipped_by_reason"] == {"too small": 1}
     assert "preprocess.max_upscale 4" in report["skipped_files"][0]["reason"]
+
+
+def test_an_extreme_aspect_ratio_is_a_counted_skip(raw: Path, tmp_path: Path) -> None:
+    image, parsing = np.zeros((16, 512, 3), np.uint8), np.zeros((16, 512), np.uint8)  # 32x off a square target
+    write_png(raw / "images" / "strip.png", image)
+    write_png(raw / "parsing" / "strip.png", parsing)
+    report = _run_with_one_bad_item(raw, tmp_path)
+    assert report["skipped_by_reason"] == {"extreme aspect ratio": 1}
+    assert "preprocess.max_aspect 4" in report["skipped_files"][0]["reason"]
+
+
+def test_two_photos_with_one_name_are_a_counted_skip(raw: Path, tmp_path: Path) -> None:
+    """Which of a.jpg and a.png the parsing a.png belongs to is unknown: neither is guessed."""
+    stem = sorted(p.stem for p in (raw / "images").iterdir())[0]
+    image = cv2.imread(str(raw / "images" / f"{stem}.png"))
+    cv2.imwrite(str(raw / "images" / f"{stem}.jpg"), 255 - image)
+    run_preprocess(raw, tmp_path / "out")
+    report = _report(tmp_path)
+    assert (report["read"], report["kept"], report["skipped"]) == (12, 11, 1)
+    assert report["skipped_by_reason"] == {"ambiguous name": 1}
+    assert f"{stem}.png has the same stem" in report["skipped_files"][0]["reason"]

@@ -172,7 +172,7 @@ _FAKE_DVC = '''import subprocess, sys
 STAGE = """
 import sys
 from fashion_edit.tracking.runs import pipeline_run_key
-from tests.conftest import tiny_params, unmount
+from tests.conftest import tiny_params
 print(pipeline_run_key(tiny_params({"train_inpainter": {"steps": int(sys.argv[1])}}), "0123456789abcdef"))
 """
 for steps in ("3", "4"):
@@ -252,7 +252,7 @@ _STAGE_LIKE = """
 import sys, time
 from pathlib import Path
 from fashion_edit.tracking.runs import start_stage_run
-from tests.conftest import tiny_params, unmount
+from tests.conftest import tiny_params
 run = start_stage_run(tiny_params({"mlflow": {"experiment": "orphans"}}), "train_parser", ("train_parser",),
                       Path(sys.argv[1]))
 try:  # what every stage does around its work
@@ -360,3 +360,9 @@ def test_a_write_refused_by_sqlite_is_one_line_without_the_library_traceback(rea
         start_stage_run(params, "train_parser", ("train_parser",), read_only_store)
     out, err = capfd.readouterr()
     assert "Traceback" not in out + err and "sqlalche" not in out + err
+
+
+def test_a_misspelt_tracking_uri_scheme_is_named_before_mlflow_sees_it(tmp_path):
+    params = tiny_params({"mlflow": {"tracking_uri": f"sqllite:///{tmp_path / 'mlflow.db'}"}})
+    with pytest.raises(TrackingError, match=r"unknown scheme 'sqllite'; use one of sqlite, http"):
+        start_stage_run(params, "train_parser", ("train_parser",), tmp_path)

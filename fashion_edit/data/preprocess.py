@@ -99,13 +99,18 @@ def eval_rng(eval_mask_seed: int, stem: str) -> np.random.Generator:
     return np.random.default_rng([eval_mask_seed, stable_hash(stem)])
 
 
-def check_not_tiny(sample: LoadedSample, item: RawItem, p: PreprocessParams) -> None:
-    """SampleSkipped for an item that fit_to_size would enlarge more than ``preprocess.max_upscale``."""
+def check_fits(sample: LoadedSample, item: RawItem, p: PreprocessParams) -> None:
+    """SampleSkipped for an item fit_to_size would enlarge more than ``preprocess.max_upscale``, or whose shape is
+    more than ``preprocess.max_aspect`` times off the target's (most of the letterbox would be padding)."""
     h, w = sample.parsing.shape
     scale = min(p.height / h, p.width / w)
     if scale > p.max_upscale:
         raise SampleSkipped(item.image_path, f"too small: {w}x{h} would be enlarged {scale:.1f}x to fit "
                                              f"{p.width}x{p.height} (preprocess.max_upscale {p.max_upscale:g})")
+    off = (w / h) / (p.width / p.height)
+    if max(off, 1 / off) > p.max_aspect:
+        raise SampleSkipped(item.image_path, f"extreme aspect ratio: {w}x{h} is {max(off, 1 / off):.1f}x off "
+                                             f"{p.width}x{p.height} (preprocess.max_aspect {p.max_aspect:g})")
 
 
 def prepare_sample(
@@ -221,7 +226,7 @@ class ItemProcessor:
         item, split = task
         try:
             sample = self.source.load(item)
-            check_not_tiny(sample, item, self.p)
+            check_fits(sample, item, self.p)
         except SampleSkipped as skipped:
             return ItemResult(item.stem, split, skipped=(skipped.path, skipped.reason))
         rows = prepare_sample(sample, item.stem, split in EVAL_SPLITS, self.p, self.masks)

@@ -14,6 +14,7 @@ rebuild them, so a stale reference can never yield a silently wrong FID.
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,7 @@ def load_reference(path: Path, split: PreparedSplit) -> np.ndarray:
     try:
         with np.load(path, allow_pickle=False) as stored:
             features, fingerprint = stored["features"], str(stored["fingerprint"])
-    except (OSError, ValueError, KeyError, EOFError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # BadZipFile: a half-copied file
         raise FidReferenceError(f"{path}: not a readable FID reference ({type(exc).__name__}: {exc}); "
                                 f"{REBUILD}") from None
     if fingerprint != split_fingerprint(split) or features.shape != (len(split), FEATURE_DIM):

@@ -51,6 +51,7 @@ TAG_STAGE = "dvc.stage"
 TAG_PARAMS_HASH = "params_hash"
 TAG_GIT_COMMIT = "git_commit"
 PROBE_TIMEOUT_S = 5.0
+TRACKING_SCHEMES = ("sqlite", "http", "https", "file", "postgresql", "mysql", "mssql", "databricks", "databricks-uc")
 API_PROBE = "/api/2.0/mlflow/experiments/search?max_results=1"  # a cheap read every tracking server serves
 # MLflow's client retries a failing request 7 times, backoff factor 2 (~4 min 14 s before a stage sees a
 # 503). Stage runs use these instead, unless the environment sets them: ~6 s of retries (0, 2, 4 s), which
@@ -83,6 +84,17 @@ def artifact_location(repo_root: Path) -> str:
     return (repo_root / "mlartifacts").resolve().as_uri()
 
 
+def check_uri_scheme(uri: str) -> None:
+    """A misspelt scheme (``sqllite:///``) would fail deep inside MLflow's store registry."""
+    if "://" not in uri:
+        return  # a plain path: MLflow's file store
+    scheme = uri.split("://", 1)[0].split("+", 1)[0].lower()  # postgresql+psycopg2 -> postgresql
+    if scheme not in TRACKING_SCHEMES:
+        raise TrackingError(
+            f"MLflow tracking URI {uri!r}: unknown scheme {scheme!r}; use one of {', '.join(TRACKING_SCHEMES)} "
+            f"(e.g. sqlite:///path/mlflow.db or http://host:5000) in params mlflow.tracking_uri or ${ENV_TRACKING_URI}")
+
+
 def probe_tracking_server(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     """Fail fast (before any training) if an http(s) tracking server does not answer, or answers but its
     API fails (5xx).
@@ -91,6 +103,7 @@ def probe_tracking_server(uri: str, timeout: float = PROBE_TIMEOUT_S) -> None:
     credentials (401/403 behind auth) and a proxy may map paths (404); the client, which sends the
     user's credentials, reports those itself.
     """
+    check_uri_scheme(uri)
     if not uri.startswith(("http://", "https://")):
         return
     base = uri.rstrip("/")

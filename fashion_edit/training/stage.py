@@ -17,6 +17,7 @@ from pathlib import Path
 
 from fashion_edit.config import load_params
 from fashion_edit.errors import FashionEditError
+from fashion_edit.stage import exit_code_for
 from fashion_edit.layout import TrainPaths
 from fashion_edit.training.distributed import (default_nproc, launched_by_torchrun, setup_distributed,
                                                teardown_distributed, torchrun_command)
@@ -51,9 +52,8 @@ def run_training_stage(spec: TrainerSpec, params_path: Path, module: str, argv: 
             outcome = train(params, spec, TrainPaths.default(params_path.resolve().parent, spec.name), ctx)
         finally:
             teardown_distributed()
-    except EXPECTED_ERRORS as exc:
-        print(f"{spec.stage}: error: {exc}", file=sys.stderr)
-        return 1
+    except BaseException as exc:
+        return exit_code_for(spec.stage, exc, EXPECTED_ERRORS)
     if ctx.is_main:
         resumed = f" (resumed at step {outcome.resumed_from})" if outcome.resumed_from is not None else ""
         print(f"{spec.stage}: {outcome.steps} steps{resumed} in {time.perf_counter() - started:.1f} s on "

@@ -65,6 +65,7 @@ class RawItem:
     parsing_path: Path | None
     split: str | None = None  # official split ("train" | "val" | "test") when the source has one
     keypoints_path: Path | None = None
+    same_name: tuple[Path, ...] = ()  # other photos with this stem (e.g. a.jpg beside a.png): the item is skipped
 
 
 @dataclass(frozen=True)

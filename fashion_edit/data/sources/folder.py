@@ -174,13 +174,14 @@ def read_keypoints(path: Path) -> np.ndarray:
     return points
 
 
-def _stems(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
+def files_by_stem(folder: Path, suffixes: tuple[str, ...]) -> dict[str, list[Path]]:
+    """stem -> the files with that stem (more than one: an ambiguous name, skipped when loaded)."""
     if not folder.is_dir():
         return {}
-    found: dict[str, Path] = {}
+    found: dict[str, list[Path]] = {}
     for entry in sorted(folder.iterdir()):
         if entry.suffix.lower() in suffixes and entry.is_file():
-            found.setdefault(entry.stem, entry)  # a second file with the same stem is ignored
+            found.setdefault(entry.stem, []).append(entry)
     return found
 
 
@@ -210,20 +211,21 @@ class FolderSource(Source):
         return split_of
 
     def items(self) -> Iterator[RawItem]:
-        images = _stems(self.root / "images", IMAGE_SUFFIXES)
-        parsings = _stems(self.root / "parsing", (".png",))
+        images = files_by_stem(self.root / "images", IMAGE_SUFFIXES)
+        parsings = files_by_stem(self.root / "parsing", (".png",))
         split_of = self._official_splits()
         keypoint_dir = self.root / "keypoints"
         for stem in sorted(images.keys() | parsings.keys()):
             # an orphan parsing is listed too, with the image path it lacks, so it is reported
-            image = images.get(stem, self.root / "images" / f"{stem}.png")
+            image = images.get(stem, [self.root / "images" / f"{stem}.png"])
             keypoints = keypoint_dir / f"{stem}.json"
             yield RawItem(
                 stem=stem,
-                image_path=image,
-                parsing_path=parsings.get(stem, self.root / "parsing" / f"{stem}.png"),
+                image_path=image[0],
+                parsing_path=parsings.get(stem, [self.root / "parsing" / f"{stem}.png"])[0],
                 split=split_of.get(stem),
                 keypoints_path=keypoints if keypoints.is_file() else None,
+                same_name=tuple(image[1:]),
             )
 
     def load(self, item: RawItem) -> LoadedSample:
@@ -251,6 +253,9 @@ def read_pair(item: RawItem, label_map: LabelMap,
     """An item's RGB image and its parsing mapped into LIP-20; SampleSkipped for a bad pair."""
     if item.parsing_path is None:
         raise SampleSkipped(item.image_path, missing)
+    if item.same_name:  # which photo the parsing belongs to is unknown
+        others = ", ".join(path.name for path in item.same_name)
+        raise SampleSkipped(item.image_path, f"ambiguous name: {others} has the same stem; keep one photo per name")
     image = decode_rgb(item.image_path)
     raw = decode_ids(item.parsing_path)
     if raw.shape != image.shape[:2]:

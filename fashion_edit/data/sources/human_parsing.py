@@ -35,8 +35,7 @@ import numpy as np
 
 from fashion_edit.config import DataParams
 from fashion_edit.data.sources.base import DatasetError, LoadedSample, RawItem, SampleSkipped, Source, dataset_root
-from fashion_edit.data.sources.folder import IMAGE_SUFFIXES, LabelMap, load_label_map, read_pair
-from fashion_edit.data.sources.folder import _stems as files_by_stem
+from fashion_edit.data.sources.folder import IMAGE_SUFFIXES, LabelMap, files_by_stem, load_label_map, read_pair
 
 LABEL_MAP_DIR = Path(__file__).resolve().parents[1] / "label_maps"
 
@@ -72,9 +71,10 @@ def paired_items(root: Path, folders: PairFolders, stem_prefix: str = "") -> Ite
         yield RawItem(
             stem=f"{stem_prefix}{name}",
             # an orphan label is listed with the image path it lacks, so the skip names it
-            image_path=images.get(name, root / folders.images / f"{name}.jpg"),
-            parsing_path=labels.get(name),
+            image_path=images.get(name, [root / folders.images / f"{name}.jpg"])[0],
+            parsing_path=labels.get(name, [None])[0],
             split=folders.split,
+            same_name=tuple(images.get(name, [])[1:]),
         )
 
 
