@@ -55,6 +55,18 @@ def test_dvc_repro_runs_both_trainings_end_to_end(tiny_repo):
     metrics = run_in(tiny_repo, "dvc", "metrics", "show", "--json", env=repo_env(ENV)).stdout
     assert "reports/train_inpainter/metrics.json" not in metrics
 
+    # a rerun that fails at its start (the tracking server is down) keeps the last reports: DVC does not remove
+    # persisted outputs before running the stage, and nothing can restore an uncached one
+    reports = tiny_repo / "reports" / "train_parser"
+    before = {p.name: p.read_bytes() for p in reports.iterdir()}
+    changed = yaml.safe_load((tiny_repo / "params.yaml").read_text())
+    changed["train_parser"]["steps"] = 8
+    (tiny_repo / "params.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
+    down = repo_env({**ENV, "MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})  # the discard port: refused at once
+    failed = run_in(tiny_repo, "dvc", "repro", "train_parser", env=down, check=False)
+    assert failed.returncode != 0 and "unreachable" in failed.stdout + failed.stderr
+    assert {p.name: p.read_bytes() for p in reports.iterdir()} == before
+
 
 @pytest.mark.slow
 def test_sigkilled_training_resumes_from_last_checkpoint_on_next_repro(tiny_repo):
