@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from fashion_edit.errors import FashionEditError
+
 # Telemetry tries the network and logs errors on offline machines (DESIGN.md section 9). The one list in
 # Python; the Makefile, .ci/run and the Dockerfile set the same (tests/test_flows.py checks them).
 QUIET_ENV = {
@@ -46,7 +48,7 @@ _EXPERIMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _OVERRIDE_KEY = re.compile(r"^(?:[\w./-]+:)?[A-Za-z_][\w.\[\]-]*$")
 
 
-class DvcError(RuntimeError):
+class DvcError(FashionEditError, RuntimeError):
     """A dvc command failed; ``output_tail`` holds its last output lines (the stage's error)."""
 
     def __init__(self, message: str, command: Sequence[str] = (), returncode: int | None = None,

@@ -37,6 +37,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
 from fashion_edit.config import Params, ParamsError, load_params
+from fashion_edit.errors import FashionEditError
 from fashion_edit.evaluation.headline import MODEL_HEADLINE
 from fashion_edit.layout import REGISTER_REPORT
 from fashion_edit.tracking.runs import ENV_PIPELINE_RUN, resolve_tracking_uri
@@ -128,6 +129,18 @@ def read_json_file(path: Path) -> dict[str, Any]:
     if not isinstance(metrics, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(metrics).__name__}")
     return metrics
+
+
+def checked_request(repo: str, overrides: list[str] | None, data_source: str | None, data_root: str | None,
+                    promote: bool, mode: str) -> tuple[Path, list[str], Params]:
+    """The checkout, the ``-S`` list and the run's params, or a FashionEditError / ValueError naming what is wrong
+    (checked by the command line before Prefect starts a flow run, and by the flow for served runs)."""
+    root = dvc_runner.require_dvc_repo(Path(repo))
+    items = collect_overrides(overrides, data_source, data_root, promote)
+    if mode == "repro" and items:
+        raise ValueError(f"overrides {items} need mode='exp' (`dvc repro` cannot set params); "
+                         "commit the params change or use mode='exp'")
+    return root, items, params_with_overrides(load_params(root / "params.yaml"), items)
 
 
 def registered_outcome(report: dict[str, Any], run_name: str) -> tuple[bool, str, bool, list[str]]:
@@ -223,12 +236,7 @@ def retrain(
     """
     started = time.monotonic()
     logger = get_run_logger()
-    root = dvc_runner.require_dvc_repo(Path(repo))
-    items = collect_overrides(overrides, data_source, data_root, promote)
-    if mode == "repro" and items:
-        raise ValueError(f"overrides {items} need mode='exp' (`dvc repro` cannot set params); "
-                         "commit the params change or use mode='exp'")
-    params = params_with_overrides(load_params(root / "params.yaml"), items)  # the run's params
+    root, items, params = checked_request(repo, overrides, data_source, data_root, promote, mode)
     name = dvc_runner.check_experiment_name(experiment or experiment_name(run_id=flow_run.get_id()))
     logger.info("pipeline run %s in %s (mode=%s, targets=%s, overrides=%s)", name, root, mode,
                 targets or "all stages", items)
@@ -300,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
         retrain.serve(name=args.name, cron=args.cron, parameters=_key_values(args.param),
                       description="Weekly retraining: dvc exp run, champion/challenger gate, promotion.")
         return 0
+    try:  # a bad request is one line here, not a failed flow run with Prefect's traceback
+        checked_request(args.repo, args.overrides, args.data_source, args.data_root, args.promote, args.mode)
+    except (FashionEditError, ValueError) as exc:
+        print(f"python -m flows.retrain: error: {exc}", file=sys.stderr)
+        return 2
     result = retrain(overrides=args.overrides, data_source=args.data_source, data_root=args.data_root,
                      pull=args.pull, push=args.push, remote=args.remote, mode=args.mode, targets=args.targets,
                      experiment=args.experiment, force=args.force, promote=args.promote, repo=args.repo)

@@ -200,6 +200,12 @@ def test_pyfunc_accepts_base64_png_strings(editor: Editor, pyfunc):
     assert status == 200 and np.array_equal(np.asarray(answer["predictions"], np.uint8), expected)
 
 
+def test_a_bad_rest_request_is_a_client_error_with_the_message_and_no_stack_trace(pyfunc):
+    status, answer = serve(pyfunc, {"inputs": {"image": base64_png(photo())}})
+    assert status == 400 and "an edit needs ['image', 'mask']; missing ['mask']" in answer["message"]
+    assert "stack_trace" not in answer
+
+
 @pytest.mark.parametrize("mask, message", [
     (7, r"mask: got int; accepted: an image array .*nested lists.*file path.*base64"),
     ({"pixels": []}, r"mask: got dict; accepted"),

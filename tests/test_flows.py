@@ -125,6 +125,20 @@ def test_override_of_unknown_param_fails_before_the_run():
     assert params_with_overrides(Params(), ["train_inpainter.steps=5"]).train_inpainter.steps == 5
 
 
+@pytest.mark.parametrize("arguments, message", [
+    (["-S", "train_inpainter.steps"], "'train_inpainter.steps': expected KEY=VALUE"),
+    (["-S", "train_inpainter.stepz=5"], "stepz"),
+    (["--repo", "{tmp}"], "not a DVC repository"),
+], ids=["malformed", "unknown-key", "not-a-checkout"])
+def test_a_bad_run_request_is_one_line_before_any_flow_run(tmp_path, arguments, message):
+    import subprocess
+
+    command = [sys.executable, "-m", "flows.retrain", "run", *[a.format(tmp=tmp_path) for a in arguments]]
+    done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and done.stderr.startswith("python -m flows.retrain: error: ")
+
+
 def test_repro_mode_rejects_overrides(fake_project):
     from flows.retrain import retrain
 

@@ -67,3 +67,26 @@ def test_sigterm_stops_a_training_stage_with_one_line(tmp_path, prepared_data, m
     assert process.returncode == INTERRUPTED, stderr[-3000:]
     assert "Traceback" not in stderr
     assert "train_parser: stopped (signal SIGTERM)" in stderr.strip().splitlines()[-1]
+
+
+STAGE_COMMANDS = {
+    "check_params": [], "synthesize": [], "preprocess": [], "train_parser": [], "train_inpainter": [],
+    "train_segmenter": [], "fid_reference": [], "evaluate": [], "register": [], "ablate": ["--variant", "full"],
+    "report": [],
+}
+
+
+@pytest.mark.parametrize("stage", sorted(STAGE_COMMANDS))
+def test_every_stage_names_a_missing_params_key_in_one_line(stage, tmp_path, capsys):
+    import importlib
+
+    import yaml
+
+    data = tiny_params().model_dump(mode="json")
+    del data["synthesize"]["count"]
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(data))
+    main = importlib.import_module(f"stages.{stage}").main
+    assert main(["--params", str(path), *STAGE_COMMANDS[stage]]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) <= 2 and "missing synthesize.count" in err[0], err

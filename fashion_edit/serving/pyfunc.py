@@ -38,7 +38,9 @@ import mlflow.pyfunc
 import mlflow.pytorch
 import numpy as np
 import torch
+from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types.schema import ParamSchema, ParamSpec
 
 from fashion_edit.networks import Batch, incomplete_image, inpainter_condition, onehot, parser_input
@@ -91,6 +93,13 @@ def edit_request(row: Mapping[str, Any]) -> dict[str, Any]:
     return {key: None if _missing(value) else value for key, value in values.items()}
 
 
+class EditRequestError(EditInputError, MlflowException):
+    """A bad edit request, as MLflow's scoring server reports a client error (an ``EditInputError`` too)."""
+
+    def __init__(self, message: str) -> None:
+        MlflowException.__init__(self, message, error_code=INVALID_PARAMETER_VALUE)
+
+
 class EditorModel(mlflow.pyfunc.PythonModel):
     """pyfunc: image + mask (+ sketch, colour strokes) -> edited image; see the module docstring."""
 
@@ -103,7 +112,12 @@ class EditorModel(mlflow.pyfunc.PythonModel):
         self.editor = Editor.load(context.artifacts[EDITOR_ARTIFACT])
 
     def predict(self, context, model_input, params=None):  # noqa: ANN001 - see the note above
-        seed = int((params or {}).get("seed", 0))
+        try:
+            return self._edits(model_input, int((params or {}).get("seed", 0)))
+        except EditInputError as exc:  # `mlflow models serve` answers HTTP 400 with the message, no stack trace
+            raise EditRequestError(str(exc)) from None
+
+    def _edits(self, model_input: Any, seed: int) -> Any:
         if isinstance(model_input, Mapping):
             return self.editor.edit(**edit_request(model_input), seed=seed)
         if hasattr(model_input, "to_dict"):  # a pandas DataFrame, one edit per row
