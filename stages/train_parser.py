@@ -8,23 +8,14 @@ reports/train_parser/ (curves, samples, metrics) and one MLflow run.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 
-from fashion_edit.stage import stage_parser
 from fashion_edit.training.parser_trainer import PARSER_SPEC
-from fashion_edit.training.stage import run_training_stage
-
-
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = stage_parser(__doc__)
-    return parser.parse_args(argv)
+from fashion_edit.training.stage import training_stage_main
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    return run_training_stage(PARSER_SPEC, args.params, "stages.train_parser", argv)
+    return training_stage_main(PARSER_SPEC, "stages.train_parser", __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -407,22 +407,17 @@ def test_stage_exits_non_zero_with_a_message_and_no_traceback(tmp_path: Path) ->
     assert json.loads((tmp_path / "report.json").read_text())["skipped_by_reason"] == {"empty file": 2}
 
 
-def test_an_image_far_below_the_target_size_is_a_counted_skip(raw: Path, tmp_path: Path) -> None:
-    image, parsing = np.zeros((6, 6, 3), np.uint8), np.zeros((6, 6), np.uint8)  # 32x32 target: 5.3x
-    write_png(raw / "images" / "tiny.png", image)
-    write_png(raw / "parsing" / "tiny.png", parsing)
+@pytest.mark.parametrize("height, width, reason, param", [
+    (6, 6, "too small", "preprocess.max_upscale 4"),  # 32x32 target: 5.3x
+    (16, 512, "extreme aspect ratio", "preprocess.max_aspect 4"),  # 32x off a square target
+], ids=["tiny", "strip"])
+def test_a_photo_the_letterbox_would_ruin_is_a_counted_skip(raw: Path, tmp_path: Path, height: int, width: int,
+                                                            reason: str, param: str) -> None:
+    write_png(raw / "images" / "odd.png", np.zeros((height, width, 3), np.uint8))
+    write_png(raw / "parsing" / "odd.png", np.zeros((height, width), np.uint8))
     report = _run_with_one_bad_item(raw, tmp_path)
-    assert report["skipped_by_reason"] == {"too small": 1}
-    assert "preprocess.max_upscale 4" in report["skipped_files"][0]["reason"]
-
-
-def test_an_extreme_aspect_ratio_is_a_counted_skip(raw: Path, tmp_path: Path) -> None:
-    image, parsing = np.zeros((16, 512, 3), np.uint8), np.zeros((16, 512), np.uint8)  # 32x off a square target
-    write_png(raw / "images" / "strip.png", image)
-    write_png(raw / "parsing" / "strip.png", parsing)
-    report = _run_with_one_bad_item(raw, tmp_path)
-    assert report["skipped_by_reason"] == {"extreme aspect ratio": 1}
-    assert "preprocess.max_aspect 4" in report["skipped_files"][0]["reason"]
+    assert report["skipped_by_reason"] == {reason: 1}
+    assert param in report["skipped_files"][0]["reason"]
 
 
 def test_two_photos_with_one_name_are_a_counted_skip(raw: Path, tmp_path: Path) -> None:

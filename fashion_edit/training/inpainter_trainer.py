@@ -28,7 +28,7 @@ class InpainterTask:
                  d_train: torch.nn.Module) -> None:
         self.params = params
         self.generator, self.discriminator, self.d_train = generator, discriminator, d_train
-        self.criterion = build_inpainter_criterion(params)
+        self.criterion = build_inpainter_criterion(params).to(next(discriminator.parameters()).device)
 
     def generate(self, batch: Batch) -> dict[str, torch.Tensor]:
         generated, composited = run_inpainter(self.generator, batch, batch["parsing"])
@@ -71,12 +71,5 @@ def _build(params: Params, device: torch.device) -> tuple[torch.nn.Module, torch
     return build_inpainter(params).to(device), build_inpainter_discriminator(params).to(device)
 
 
-def _task(params: Params, generator: torch.nn.Module, discriminator: torch.nn.Module,
-          d_train: torch.nn.Module) -> InpainterTask:
-    task = InpainterTask(params, generator, discriminator, d_train)
-    task.criterion.to(next(discriminator.parameters()).device)
-    return task
-
-
 INPAINTER_SPEC = TrainerSpec(name="inpainter", sections=SECTIONS, train=lambda p: p.train_inpainter, build=_build,
-                             task=_task)
+                             task=InpainterTask)

@@ -33,7 +33,7 @@ class ParserTask:
     def __init__(self, params: Params, generator: torch.nn.Module, discriminator: torch.nn.Module,
                  d_train: torch.nn.Module) -> None:
         self.generator, self.discriminator, self.d_train = generator, discriminator, d_train
-        self.criterion = build_parser_criterion(params)
+        self.criterion = build_parser_criterion(params).to(next(discriminator.parameters()).device)
 
     def generate(self, batch: Batch) -> dict[str, torch.Tensor]:
         x = parser_input(batch)
@@ -74,11 +74,5 @@ def _build(params: Params, device: torch.device) -> tuple[torch.nn.Module, torch
     return build_parser(params).to(device), build_parser_discriminator(params).to(device)
 
 
-def _task(params: Params, generator: torch.nn.Module, discriminator: torch.nn.Module,
-          d_train: torch.nn.Module) -> ParserTask:
-    task = ParserTask(params, generator, discriminator, d_train)
-    task.criterion.to(next(discriminator.parameters()).device)
-    return task
-
-
-PARSER_SPEC = TrainerSpec(name="parser", sections=SECTIONS, train=lambda p: p.train_parser, build=_build, task=_task)
+PARSER_SPEC = TrainerSpec(name="parser", sections=SECTIONS, train=lambda p: p.train_parser, build=_build,
+                          task=ParserTask)

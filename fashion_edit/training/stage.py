@@ -17,7 +17,7 @@ from pathlib import Path
 
 from fashion_edit.config import load_params
 from fashion_edit.errors import FashionEditError
-from fashion_edit.stage import exit_code_for
+from fashion_edit.stage import exit_code_for, stage_parser
 from fashion_edit.layout import TrainPaths
 from fashion_edit.training.distributed import (default_nproc, launched_by_torchrun, setup_distributed,
                                                teardown_distributed, torchrun_command)
@@ -34,6 +34,13 @@ def _env_finding(module: str) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH", "")]))
     return env
+
+
+def training_stage_main(spec: TrainerSpec, module: str, description: str | None, argv: list[str] | None) -> int:
+    """``main`` of ``stages.train_<name>``: parse ``--params`` and train (``argv`` is kept for a torchrun relaunch)."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = stage_parser(description).parse_args(argv)
+    return run_training_stage(spec, args.params, module, argv)
 
 
 def run_training_stage(spec: TrainerSpec, params_path: Path, module: str, argv: list[str]) -> int:
