@@ -61,8 +61,8 @@ FAKE_STAGE = textwrap.dedent('''
     from mlflow import MlflowClient
     from fashion_edit.tracking import registry
     from fashion_edit.config import load_params
-from flows.dvc_runner import QUIET_ENV
-    from fashion_edit.evaluation.headline import MODEL_HEADLINE, REGISTER_REPORT, write_headline
+    from fashion_edit.evaluation.headline import MODEL_HEADLINE, write_headline
+    from fashion_edit.layout import REGISTER_REPORT
     from fashion_edit.tracking.register import register_and_gate, write_register_report
     from fashion_edit.tracking.runs import resolve_tracking_uri
 
@@ -96,7 +96,6 @@ FAKE_ABLATION = textwrap.dedent('''
     import json, os, sys, time
     from pathlib import Path
     from fashion_edit.config import load_params
-from flows.dvc_runner import QUIET_ENV
 
     variant = sys.argv[1]
     params = load_params("params.yaml")

@@ -21,7 +21,8 @@ WORKER = textwrap.dedent('''
     from fashion_edit.training.distributed import setup_distributed, teardown_distributed
     from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
     from fashion_edit.training.parser_trainer import PARSER_SPEC
-    from fashion_edit.training.runner import TrainPaths, train
+    from fashion_edit.layout import TrainPaths
+    from fashion_edit.training.runner import train
 
     params_path, prepared, out = Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4])
     spec = {"parser": PARSER_SPEC, "inpainter": INPAINTER_SPEC}[sys.argv[5]]
