@@ -428,5 +428,5 @@ def test_two_photos_with_one_name_are_a_counted_skip(raw: Path, tmp_path: Path) 
     run_preprocess(raw, tmp_path / "out")
     report = _report(tmp_path)
     assert (report["read"], report["kept"], report["skipped"]) == (12, 11, 1)
-    assert report["skipped_by_reason"] == {"ambiguous name": 1}
+    assert report["skipped_by_reason"] == {"duplicate name": 1}
     assert f"{stem}.png has the same stem" in report["skipped_files"][0]["reason"]

@@ -253,9 +253,10 @@ def read_pair(item: RawItem, label_map: LabelMap,
     """An item's RGB image and its parsing mapped into LIP-20; SampleSkipped for a bad pair."""
     if item.parsing_path is None:
         raise SampleSkipped(item.image_path, missing)
-    if item.same_name:  # which photo the parsing belongs to is unknown
+    if item.same_name:
         others = ", ".join(path.name for path in item.same_name)
-        raise SampleSkipped(item.image_path, f"ambiguous name: {others} has the same stem; keep one photo per name")
+        raise SampleSkipped(item.image_path, f"duplicate name: {others} has the same stem, so which photo the "
+                                             f"parsing belongs to is unknown; keep one photo per name")
     image = decode_rgb(item.image_path)
     raw = decode_ids(item.parsing_path)
     if raw.shape != image.shape[:2]:
