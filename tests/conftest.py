@@ -10,10 +10,14 @@
 """
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -211,3 +215,29 @@ def small_disk(tmp_path: Path):
         pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
     yield disk
     unmount(disk)
+
+
+@contextmanager
+def tracking_server_stub(api_status: int = 404) -> Iterator[str]:
+    """A local HTTP server whose /health answers 200 and every other GET or POST ``api_status`` (503: a tracking
+    server whose database is down; 401: behind auth; 404: a proxy that maps paths); yields its URI."""
+    class Stub(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            status = 200 if self.path.startswith("/health") else api_status
+            self.send_response(status)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        do_POST = do_GET  # noqa: N815 - the stage's client creates runs with POST
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stub)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,14 +1,11 @@
 """MLflow tracking helpers: URI resolution, reachability probe, params flattening/hash, run grouping."""
 from __future__ import annotations
 
-import http.server
 import re
 import socket
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +16,7 @@ from fashion_edit.config import MlflowParams
 from fashion_edit.tracking.runs import (ENV_PIPELINE_RUN, TAG_PARAMS_HASH, TAG_PIPELINE_RUN, TAG_STAGE, NullRun,
                                         TrackingError, artifact_location, flatten_params, params_hash, pipeline_run_key,
                                         probe_tracking_server, resolve_tracking_uri, start_stage_run)
-from tests.conftest import tiny_params, unmount
+from tests.conftest import tiny_params, tracking_server_stub, unmount
 
 
 def test_default_uri_is_sqlite_in_repo(tmp_path, monkeypatch):
@@ -48,28 +45,6 @@ def test_unreachable_server_fails_fast_with_clear_message():
     assert time.perf_counter() - started < 5
 
 
-@contextmanager
-def _local_server(api_status: int = 404) -> Iterator[str]:
-    """A local HTTP server answering /health with 200 and every other path with ``api_status``; its URI."""
-    class Health(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's naming
-            self.send_response(200 if self.path == "/health" else api_status)
-            self.end_headers()
-            self.wfile.write(b"OK")
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Health)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture
 def client_retry_env(monkeypatch):
     """The MLflow client's retry settings unset for the test, and restored after it (the probe sets them)."""
@@ -82,12 +57,12 @@ def client_retry_env(monkeypatch):
 
 
 def test_answering_server_passes_probe(client_retry_env):
-    with _local_server() as uri:  # the API answers 404, as behind a proxy that maps paths: reachable
+    with tracking_server_stub() as uri:  # the API answers 404, as behind a proxy that maps paths: reachable
         probe_tracking_server(uri, timeout=2.0)
 
 
 def test_server_whose_api_fails_is_reported_within_seconds(client_retry_env):
-    with _local_server(api_status=503) as uri:
+    with tracking_server_stub(api_status=503) as uri:
         started = time.perf_counter()
         with pytest.raises(TrackingError, match="HTTP 503") as error:
             probe_tracking_server(uri, timeout=2.0)
@@ -97,7 +72,7 @@ def test_server_whose_api_fails_is_reported_within_seconds(client_retry_env):
 
 
 def test_server_whose_api_wants_credentials_counts_as_reachable(client_retry_env):
-    with _local_server(api_status=401) as uri:  # the probe sends none; the client sends the user's
+    with tracking_server_stub(api_status=401) as uri:  # the probe sends none; the client sends the user's
         probe_tracking_server(uri, timeout=2.0)
 
 
@@ -106,7 +81,7 @@ def test_stage_runs_keep_the_clients_retries_short_unless_set(client_retry_env, 
                                               MLFLOW_HTTP_REQUEST_TIMEOUT)
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "90")  # the user's own value wins
-    with _local_server() as uri:
+    with tracking_server_stub() as uri:
         start_stage_run(tiny_params({"mlflow": {"tracking_uri": uri}}), "train_parser", ("train_parser",),
                         Path("."), is_main=False)  # rank > 0: probes and sets the limits, opens no run
     assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() <= 3 and MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get() <= 1

@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import base64
 import fnmatch
-import http.server
 import json
 import os
 import platform
@@ -56,12 +55,10 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
@@ -570,39 +567,6 @@ def closed_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-class _HealthyButFailing(http.server.BaseHTTPRequestHandler):
-    """/health answers 200; every API call 503 (a tracking server whose database is down)."""
-
-    def do_GET(self) -> None:  # noqa: N802 - the http.server name
-        self._answer()
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._answer()
-
-    def _answer(self) -> None:
-        status = 200 if self.path.startswith("/health") else 503
-        body = b"OK" if status == 200 else b'{"error_code": "TEMPORARILY_UNAVAILABLE"}'
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@contextmanager
-def failing_tracking_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HealthyButFailing)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def mount(box: Sandbox, folder: Path, *options: str, new: bool = True) -> None:
@@ -1394,7 +1358,9 @@ def _server_down_dvc(box: Sandbox) -> Trial:
 @kind("tracking", "server: /health answers, API returns 503", "MLFLOW_TRACKING_URI=<503 server> stages/python -m "
       "stages.train_parser", CLEAR, mentions=("503",), unchanged=True)
 def _server_503(box: Sandbox) -> Trial:
-    with failing_tracking_server() as uri:
+    from tests.conftest import tracking_server_stub
+
+    with tracking_server_stub(503) as uri:  # /health answers, the API fails: its database is down
         trial = Trial(box.stage("train_parser", env={"MLFLOW_TRACKING_URI": uri}, timeout=360))
     trial.notes.append(f"{trial.result.seconds:.1f} s")
     return trial

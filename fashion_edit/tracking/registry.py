@@ -53,8 +53,6 @@ CHAMPION = "champion"
 MODEL_NAMES = ("parser", "inpainter", "editor")
 GATE_MODEL = "editor"  # the product; its version tags carry the metrics the gate compares
 METRIC_TAG_PREFIX = "metric."
-# tags that identify one pipeline run; versions registered by the same `register` stage share them
-IDENTITY_KEYS = ("git.commit", "dvc.lock_md5", "pipeline.run")
 
 
 class RegistryError(FashionEditError, RuntimeError):
@@ -227,12 +225,6 @@ def champion_metrics(client: MlflowClient, name: str = GATE_MODEL) -> dict[str, 
     """Metrics recorded on the current champion of ``name``; None when there is no champion."""
     champion = version_by_alias(client, name, CHAMPION)
     return None if champion is None else version_metrics(champion)
-
-
-def same_pipeline_run(a: ModelVersion, b: ModelVersion) -> bool:
-    """True when both versions were registered from the same pipeline state (identity tags agree)."""
-    tags_a, tags_b = a.tags or {}, b.tags or {}
-    return all(tags_a.get(k) == tags_b.get(k) for k in IDENTITY_KEYS)
 
 
 # ---------------------------------------------------------------------------- gate
