@@ -20,17 +20,13 @@ import torch
 from fashion_edit.config import load_params
 from fashion_edit.data.conditioning import sketch_edges
 from fashion_edit.data.masks import colour_stroke_mask, free_form_mask
-from fashion_edit.networks import build_inpainter, build_parser
+from fashion_edit.networks import segment
 from fashion_edit.serving.editor import EditInputs, Editor, EditorNetworks, known_foreground, two_stage
-from fashion_edit.training.segmenter import build_segmenter, segment, segmenter_architecture
 
 
 def random_editor(params_path: Path) -> Editor:
     params = load_params(params_path)
-    architecture = segmenter_architecture(params.evaluate)
-    networks = EditorNetworks(build_segmenter(architecture), build_parser(params), build_inpainter(params),
-                              architecture, params.parser, params.inpainter)
-    return Editor(networks, (params.preprocess.height, params.preprocess.width))
+    return Editor(EditorNetworks.untrained(params), (params.preprocess.height, params.preprocess.width))
 
 
 def request(size: int, params_path: Path) -> dict[str, np.ndarray]:

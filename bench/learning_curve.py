@@ -62,8 +62,8 @@ from fashion_edit.tracking.runs import ENV_TRACKING_URI, params_hash
 from fashion_edit.training.distributed import setup_distributed, teardown_distributed
 from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
 from fashion_edit.training.runner import TrainerSpec, TrainOutcome, checkpoint_identity, train
-from fashion_edit.training.segmenter import SegmenterError
 from fashion_edit.training.stage import EXPECTED_ERRORS
+from fashion_edit.weights import NetworkFileError
 
 STAGE = "learning_curve"
 SPEC: TrainerSpec = dataclasses.replace(INPAINTER_SPEC, stage_name=STAGE)
@@ -74,7 +74,7 @@ EVALUATE_JSON = EVALUATE_DETAIL  # the baselines' scores
 ROW_FIELDS = ("steps", "train_seconds", "images_seen", "fid", "kid", "st_lpips", "psnr_hole", "ssim")
 INT_FIELDS = frozenset({"steps", "images_seen"})
 BASELINE_LABELS = {"telea": "Telea (OpenCV)", "mean_fill": "mean-colour fill"}
-EXPECTED = (*EXPECTED_ERRORS, EditorModelError, EvaluationError, FidReferenceError, SegmenterError)
+EXPECTED = (*EXPECTED_ERRORS, EditorModelError, EvaluationError, FidReferenceError, NetworkFileError)
 
 Row = dict[str, float]
 
@@ -100,7 +100,7 @@ class PrerequisiteError(RuntimeError):
 def required_inputs(repo_root: Path) -> list[Path]:
     """What the curve reads from the pipeline (all produced by ``dvc repro evaluate``)."""
     return [repo_root / "data" / "prepared" / "manifest.json", repo_root / FID_REFERENCE,
-            repo_root / "artifacts" / TRAINED_WEIGHTS["parser"], repo_root / "artifacts" / TRAINED_WEIGHTS["segmenter"],
+            *(repo_root / "artifacts" / TRAINED_WEIGHTS[name][0] for name in ("parser", "segmenter")),
             repo_root / EVALUATE_JSON]
 
 

@@ -128,6 +128,14 @@ class ParserNet(Section):
                           "(models/prefill.py); false: predict the parsing from scratch (FE-GAN).")
 
 
+class SegmenterNet(Section):
+    """The human-parsing segmenter: the parser's encoder-residual-decoder on RGB (DESIGN.md section 7)."""
+
+    base_channels: int = Field(32, ge=4, le=1024)
+    n_downsample: int = Field(3, ge=1, le=6)
+    n_res_blocks: int = Field(2, ge=0, le=32)
+
+
 class InpainterNet(Section):
     base_channels: int = Field(32, ge=4, le=1024)
     n_res_blocks: int = Field(8, ge=0, le=32)
@@ -188,10 +196,10 @@ class VggParams(Section):
 
 # ------------------------------------------------------------------------ training
 class TrainParams(Section):
+    """Keys every training stage has (``train_parser``, ``train_inpainter``, ``train_segmenter``)."""
+
     steps: int = Field(300, ge=1)
     batch_size: int = Field(8, ge=1, le=4096)
-    lr_g: float = Field(1e-4, gt=0)
-    lr_d: float = Field(4e-4, gt=0)
     beta1: float = Field(0.0, ge=0, lt=1)
     beta2: float = Field(0.9, ge=0, lt=1)
     seed: int = 0
@@ -205,23 +213,45 @@ class TrainParams(Section):
     channels_last: BoolOrAuto = Field("auto", description="channels_last memory format; auto: decided per machine "
                                       "by fashion_edit/hardware.py.")
     warmup_steps: int = Field(0, ge=0, description="Learning rates rise linearly from 0 over these first steps.")
-    ema_decay: float = Field(0.0, ge=0, lt=1, description="Decay of the generator's weight average used for "
+    ema_decay: float = Field(0.0, ge=0, lt=1, description="Decay of the trained network's weight average used for "
                              "evaluation and export (0 = export the last step's weights).")
+
+    @property
+    def network_lr(self) -> float:
+        """Learning rate of the network the stage exports (the generator of a GAN)."""
+        raise NotImplementedError
+
+
+class GanTrainParams(TrainParams):
+    """``train_parser`` / ``train_inpainter``: a generator and its discriminator (two-time-scale rates)."""
+
+    lr_g: float = Field(1e-4, gt=0)
+    lr_d: float = Field(4e-4, gt=0)
+
+    @property
+    def network_lr(self) -> float:
+        return self.lr_g
+
+
+class SegmenterTrainParams(TrainParams):
+    """``train_segmenter``: cross-entropy only, no discriminator (Adam's usual betas)."""
+
+    lr: float = Field(1e-3, gt=0)
+    beta1: float = Field(0.9, ge=0, lt=1)
+    beta2: float = Field(0.999, ge=0, lt=1)
+    pretrained: str = Field("", description="A segmenter.pt written by train_segmenter elsewhere (or your own "
+                            "human parser in that format), adopted instead of training; empty: train.")
+
+    @property
+    def network_lr(self) -> float:
+        return self.lr
 
 
 class EvaluateParams(Section):
     batch_size: int = Field(16, ge=1)
     grid_items: int = Field(8, ge=1, le=64)
     fid_batch_size: int = Field(32, ge=1)
-    segmenter_steps: int = Field(300, ge=1)
-    segmenter_batch_size: int = Field(8, ge=1, le=4096)
-    segmenter_lr: float = Field(1e-3, gt=0)
-    segmenter_channels: int = Field(32, ge=4, le=1024, description="Base width of the segmenter (FreeFormParser on RGB).")
-    segmenter_res_blocks: int = Field(2, ge=0, le=32)
-    segmenter_checkpoint_every: int = Field(50, ge=1)
-    segmenter_checkpoint: str = Field("", description="A segmenter.pt written by train_segmenter elsewhere, used "
-                                      "instead of training one; empty: train on the training split.")
-    seed: int = Field(0, description="Noise of the fixed evaluation edits and the segmenter's training stream.")
+    seed: int = Field(0, description="Noise of the fixed evaluation edits.")
     bootstrap_resamples: int = Field(200, ge=10, le=100_000, description="Resamples of the test images behind "
                                      "each headline metric's standard error (<metric>_se).")
 
@@ -287,8 +317,10 @@ class Params(Section):
     parser_loss: ParserLoss = ParserLoss()
     inpainter_loss: InpainterLoss = InpainterLoss()
     vgg: VggParams = VggParams()
-    train_parser: TrainParams = TrainParams()
-    train_inpainter: TrainParams = TrainParams()
+    segmenter: SegmenterNet = SegmenterNet()
+    train_parser: GanTrainParams = GanTrainParams()
+    train_inpainter: GanTrainParams = GanTrainParams()
+    train_segmenter: SegmenterTrainParams = SegmenterTrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     registry: RegisterParams = RegisterParams()
     mlflow: MlflowParams = MlflowParams()

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fashion_edit.config import InpainterNet, Params, ParserLoss, ParserNet, load_params
+from fashion_edit.config import InpainterNet, Params, ParserLoss, ParserNet, SegmenterNet, load_params
 from fashion_edit.data.labels import NUM_CLASSES
 from models.discriminators import MultiScaleDiscriminator, PatchDiscriminator
 from models.inpainter import ParsingAwareInpainter, compose
@@ -37,6 +37,18 @@ def build_parser(p: Params | ParserNet) -> FreeFormParser:
     net = _section(p, "parser", ParserNet)
     return FreeFormParser(PARSER_IN_CHANNELS, NUM_CLASSES, net.base_channels, net.n_downsample, net.n_res_blocks,
                           net.prefill)
+
+
+def build_segmenter(p: Params | SegmenterNet) -> FreeFormParser:
+    """RGB -> LIP-20 logits: the parser's architecture on 3 input channels, no prefill (it sees no parsing)."""
+    net = _section(p, "segmenter", SegmenterNet)
+    return FreeFormParser(3, NUM_CLASSES, net.base_channels, net.n_downsample, net.n_res_blocks, False)
+
+
+@torch.no_grad()
+def segment(segmenter: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Labels (B,H,W) int64 of images (B,3,H,W) in [-1,1]."""
+    return segmenter(images).argmax(dim=1)
 
 
 def build_parser_discriminator(p: Params | ParserNet) -> MultiScaleDiscriminator:

@@ -2,10 +2,11 @@
 
     python -m stages.train_segmenter [--params params.yaml]
 
-Trains ``FreeFormParser(in_channels=3)`` with cross-entropy on the real training images for
-``evaluate.segmenter_steps`` steps (resumes from checkpoints/segmenter/), or - when
-``evaluate.segmenter_checkpoint`` names a file - adopts that segmenter instead. Writes
-artifacts/segmenter/ (weights + info.json), reports/train_segmenter/ and one MLflow run.
+Trains the segmenter (``segmenter`` section) with cross-entropy on the real training images for
+``train_segmenter.steps`` steps through the same runner as the GANs (resumes from
+checkpoints/segmenter/, ``distributed: true`` for torchrun), or, when ``train_segmenter.pretrained``
+names a file, adopts that segmenter instead. Writes artifacts/segmenter/ (segmenter.pt + info.json),
+reports/train_segmenter/ (curves, samples, metrics with the validation mIoU) and one MLflow run.
 """
 from __future__ import annotations
 
@@ -13,22 +14,38 @@ import argparse
 import sys
 from pathlib import Path
 
-from fashion_edit.config import Params
+from fashion_edit.config import Params, load_params
 from fashion_edit.layout import TrainPaths
-from fashion_edit.stage import run_stage
-from fashion_edit.training.segmenter import train_segmenter, use_provided_segmenter, weights_file
+from fashion_edit.stage import run_stage, stage_parser
+from fashion_edit.training.runner import adopt
+from fashion_edit.training.segmenter_trainer import SEGMENTER_SPEC
+from fashion_edit.training.stage import training_stage_main
+from fashion_edit.weights import load_network
+
+MODULE = "stages.train_segmenter"
 
 
-def segmenter(params: Params, root: Path, args: argparse.Namespace) -> str:
-    paths = TrainPaths.default(root, "segmenter")
-    provided = params.evaluate.segmenter_checkpoint
-    info = use_provided_segmenter(params, paths, root / provided) if provided else train_segmenter(params, paths)
-    scores = ", ".join(f"{k} {v:.4g}" for k, v in info["metrics"].items() if k.startswith("val_"))
-    return f"{info['source']} segmenter -> {weights_file(paths)} ({scores or 'no validation split'})"
+def adopt_pretrained(params: Params, root: Path, args: argparse.Namespace) -> str:
+    source = root / params.train_segmenter.pretrained
+    how = ("set train_segmenter.pretrained to a segmenter.pt written by `dvc repro train_segmenter`, "
+           "or empty it to train one")
+    network, _ = load_network(source, "segmenter", how)
+    return adopt(params, SEGMENTER_SPEC, TrainPaths.default(root, SEGMENTER_SPEC.name), network, source)
+
+
+def _pretrained_set(argv: list[str]) -> bool:
+    """Whether params name a segmenter to adopt; unreadable params go the training way, which reports them."""
+    try:
+        return bool(load_params(stage_parser(__doc__).parse_args(argv).params).train_segmenter.pretrained)
+    except Exception:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_stage("train_segmenter", __doc__, segmenter, argv, also_expected=(FileNotFoundError,))
+    argv = sys.argv[1:] if argv is None else argv
+    if _pretrained_set(argv):
+        return run_stage(SEGMENTER_SPEC.stage, __doc__, adopt_pretrained, argv)
+    return training_stage_main(SEGMENTER_SPEC, MODULE, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -41,12 +41,15 @@ TINY: dict[str, Any] = {
     "parser": {"base_channels": 8, "n_downsample": 2, "n_res_blocks": 1, "d_channels": 8, "d_scales": 2,
                "d_layers": 2},
     "inpainter": {"base_channels": 8, "n_res_blocks": 1, "d_channels": 8},
+    "segmenter": {"base_channels": 8, "n_res_blocks": 1},
     # an explicit layout: `auto` times both on this machine, so two runs could differ in float rounding
     "train_parser": {"steps": 6, "batch_size": 4, "checkpoint_every": 2, "sample_every": 3, "log_every": 2,
                      "channels_last": False},
     "train_inpainter": {"steps": 6, "batch_size": 4, "checkpoint_every": 2, "sample_every": 3, "log_every": 2,
                         "channels_last": False},
-    "evaluate": {"batch_size": 4, "grid_items": 4, "fid_batch_size": 4, "segmenter_steps": 5},
+    "train_segmenter": {"steps": 5, "batch_size": 8, "checkpoint_every": 2, "sample_every": 3, "log_every": 2,
+                        "channels_last": False},
+    "evaluate": {"batch_size": 4, "grid_items": 4, "fid_batch_size": 4},
     "ablation": {"steps": 4, "seeds": 1},
 }
 
@@ -63,6 +66,20 @@ def tiny_params(overrides: dict[str, Any] | None = None) -> Params:
     merged = deep_merge(deep_merge(load_params(REPO_ROOT / "params.yaml").model_dump(mode="json"), TINY),
                        overrides or {})
     return Params.model_validate(merged)
+
+
+def write_random_artifacts(artifacts: Path, seed: int = 0) -> None:
+    """Tiny random-init networks where the training stages put theirs (``artifacts/<name>/``)."""
+    import torch
+
+    from fashion_edit.serving.editor import TRAINED_WEIGHTS, EditorNetworks
+    from fashion_edit.weights import architecture_of, save_network
+
+    params = tiny_params()
+    torch.manual_seed(seed)
+    networks = EditorNetworks.untrained(params)
+    for name, (relative, _) in TRAINED_WEIGHTS.items():
+        save_network(artifacts / relative, name, architecture_of(params, name), getattr(networks, name))
 
 
 def write_params(path: Path, params: Params) -> Path:

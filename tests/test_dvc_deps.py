@@ -104,12 +104,12 @@ def _sections_in_code() -> dict[str, tuple[str, ...]]:
     """The params sections each tracked stage hashes into its MLflow run (what its code says it reads)."""
     from fashion_edit.evaluation import evaluate
     from fashion_edit.tracking import register
-    from fashion_edit.training import segmenter
     from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
     from fashion_edit.training.parser_trainer import PARSER_SPEC
+    from fashion_edit.training.segmenter_trainer import SEGMENTER_SPEC
 
     return {"train_parser": PARSER_SPEC.sections, "train_inpainter": INPAINTER_SPEC.sections,
-            "train_segmenter": segmenter.SECTIONS, "evaluate": evaluate.SECTIONS, "register": register.SECTIONS}
+            "train_segmenter": SEGMENTER_SPEC.sections, "evaluate": evaluate.SECTIONS, "register": register.SECTIONS}
 
 
 @pytest.mark.parametrize("name", sorted(_sections_in_code()))

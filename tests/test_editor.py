@@ -13,11 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
-from fashion_edit.networks import build_inpainter, build_parser
 from fashion_edit.serving import cli
-from fashion_edit.serving.editor import EditInputError, Editor, EditorModelError, EditorNetworks
+from fashion_edit.serving.editor import EditInputError, Editor, EditorNetworks
+from fashion_edit.weights import NetworkFileError
 from fashion_edit.serving.pyfunc import load_registered_model, save_editor_model
-from fashion_edit.training.segmenter import build_segmenter, segmenter_architecture
 from tests.conftest import REPO_ROOT, open_residual_heads, repo_env, tiny_params
 
 SIZE = (64, 64)
@@ -27,12 +26,8 @@ SIZE = (64, 64)
 def editor() -> Editor:
     params = tiny_params()
     torch.manual_seed(0)
-    architecture = segmenter_architecture(params.evaluate.model_copy(update={"segmenter_channels": 8,
-                                                                             "segmenter_res_blocks": 1}))
-    parser, inpainter = build_parser(params), build_inpainter(params)
-    open_residual_heads(parser, inpainter)  # untrained, but every input reaches the output
-    networks = EditorNetworks(build_segmenter(architecture), parser, inpainter, architecture, params.parser,
-                              params.inpainter)
+    networks = EditorNetworks.untrained(params)
+    open_residual_heads(networks.parser, networks.inpainter)  # untrained, but every input reaches the output
     return Editor(networks, SIZE)
 
 
@@ -121,7 +116,7 @@ def test_bundle_with_mismatched_weights_is_reported(bundle: Path, tmp_path: Path
     for item in bundle.iterdir():
         (broken / item.name).write_bytes(item.read_bytes())
     torch.save({"unexpected": torch.zeros(1)}, broken / "parser.pt")
-    with pytest.raises(EditorModelError, match="parser.pt does not load"):
+    with pytest.raises(NetworkFileError, match="parser.pt is not a parser file"):
         Editor.load(broken)
 
 

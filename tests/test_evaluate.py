@@ -16,29 +16,15 @@ from fashion_edit.evaluation.fid_reference import FidReferenceError, compute_ref
 from fashion_edit.evaluation.headline import HEADLINE_METRICS, MODEL, se_key
 from fashion_edit.evaluation.metrics.fid import InceptionFeatures
 from fashion_edit.layout import EvaluatePaths
-from fashion_edit.layout import TrainPaths
-from fashion_edit.networks import build_inpainter, build_parser
-from fashion_edit.serving.editor import EditorModelError, EditorNetworks
+from fashion_edit.serving.editor import EditorNetworks
 from fashion_edit.training.checkpoints import atomic_torch_save
-from fashion_edit.training.segmenter import (SegmenterError, build_segmenter, load_segmenter, save_segmenter,
-                                             segmenter_architecture, train_segmenter, use_provided_segmenter,
-                                             weights_file)
-from tests.conftest import tiny_params
+from fashion_edit.weights import NetworkFileError, architecture_of
+from tests.conftest import tiny_params, write_random_artifacts
 
 MODEL_KEYS = ("fid", "kid", "kid_std", "parser_miou_hole", "parser_miou", "parser_pixel_acc_hole", "parser_pixel_acc",
               "seg_consistency_miou", "segmenter_ceiling_miou", "hole_l1", "psnr", "ssim", "st_lpips")
 IMAGE_KEYS = ("fid", "kid", "kid_std", "hole_l1", "psnr", "psnr_hole", "ssim", "st_lpips", "fid_se", "kid_se",
               "st_lpips_se", "psnr_hole_se")
-
-
-def write_random_artifacts(artifacts: Path, seed: int = 0) -> None:
-    """Tiny random-init weights where the training stages put theirs."""
-    params = tiny_params()
-    torch.manual_seed(seed)
-    atomic_torch_save(build_parser(params).state_dict(), artifacts / "parser" / "generator.pt")
-    atomic_torch_save(build_inpainter(params).state_dict(), artifacts / "inpainter" / "generator.pt")
-    architecture = segmenter_architecture(params.evaluate)
-    save_segmenter(artifacts / "segmenter" / "segmenter.pt", build_segmenter(architecture), architecture)
 
 
 def evaluate_paths(root: Path, prepared: Path) -> EvaluatePaths:
@@ -152,49 +138,27 @@ def test_grid_items_are_spread_over_the_split():
 def test_missing_weights_are_reported(prepared_data: Path, tmp_path: Path):
     write_random_artifacts(tmp_path / "artifacts")
     (tmp_path / "artifacts" / "inpainter" / "generator.pt").unlink()
-    with pytest.raises(EditorModelError, match="inpainter/generator.pt.*dvc repro train_inpainter"):
+    with pytest.raises(NetworkFileError, match="inpainter/generator.pt.*dvc repro train_inpainter"):
         run_evaluation(tiny_params({"mlflow": {"tracking_uri": f"sqlite:///{tmp_path / 'm.db'}"}}),
                        evaluate_paths(tmp_path, prepared_data))
 
 
-# ----------------------------------------------------------------------------- segmenter
-def segmenter_paths(root: Path, prepared: Path) -> TrainPaths:
-    return TrainPaths(prepared=prepared, checkpoints=root / "checkpoints/segmenter",
-                          artifacts=root / "artifacts/segmenter", reports=root / "reports/train_segmenter",
-                          repo_root=root)
-
-
-def test_segmenter_trains_writes_weights_and_resumes(prepared_data: Path, tmp_path: Path, mlflow_uri: str):
-    paths = segmenter_paths(tmp_path, prepared_data)
-    first = train_segmenter(tiny_params({"evaluate": {"segmenter_steps": 3, "segmenter_checkpoint_every": 2}}), paths)
-    assert first["steps"] == 3 and 0 <= first["metrics"]["val_miou"] <= 1
-    model, _ = load_segmenter(weights_file(paths))
-    with torch.no_grad():
-        assert model(torch.zeros(1, 3, 64, 64)).shape == (1, 20, 64, 64)
-    resumed = train_segmenter(tiny_params({"evaluate": {"segmenter_steps": 5, "segmenter_checkpoint_every": 2}}), paths)
-    lines = (paths.reports / "losses.csv").read_text().splitlines()
-    assert resumed["steps"] == 5 and [int(line.split(",")[0]) for line in lines[1:]] == [1, 2, 3, 4, 5]
-    assert (paths.reports / "metrics.json").is_file() and (paths.reports / "losses.png").is_file()
-
-
-def test_user_provided_segmenter_is_adopted(prepared_data: Path, tmp_path: Path):
-    architecture = segmenter_architecture(tiny_params().evaluate)
-    mine = tmp_path / "my_segmenter.pt"
-    save_segmenter(mine, build_segmenter(architecture), architecture)
-    paths = segmenter_paths(tmp_path / "repo", prepared_data)
-    info = use_provided_segmenter(tiny_params(), paths, mine)
-    assert info["source"] == str(mine)
-    adopted, original = load_segmenter(weights_file(paths))[0].state_dict(), load_segmenter(mine)[0].state_dict()
-    assert adopted.keys() == original.keys() and all(torch.equal(adopted[k], original[k]) for k in adopted)
-
-
-def test_foreign_segmenter_file_is_reported(tmp_path: Path):
-    foreign = tmp_path / "foreign.pt"
-    torch.save({"state_dict": {}}, foreign)
-    with pytest.raises(SegmenterError, match="not a segmenter file"):
-        load_segmenter(foreign)
-    with pytest.raises(SegmenterError, match="not found"):
-        load_segmenter(tmp_path / "absent.pt")
+def test_weights_written_before_the_one_format_still_load(prepared_data: Path, tmp_path: Path):
+    """A pipeline whose generator.pt files are bare state dicts (and whose segmenter.pt is the segmenter's own
+    first format) evaluates the same networks as one in the current format."""
+    params = tiny_params()
+    write_random_artifacts(tmp_path / "new")
+    current = EditorNetworks.from_artifacts(params, tmp_path / "new")
+    old = tmp_path / "old"
+    for name in ("parser", "inpainter"):
+        atomic_torch_save(getattr(current, name).state_dict(), old / name / "generator.pt")
+    segmenter_arch = {**architecture_of(params, "segmenter"), "num_classes": 20}
+    atomic_torch_save({"format": "fashion-edit-segmenter/1", "architecture": segmenter_arch,
+                       "state_dict": current.segmenter.state_dict()}, old / "segmenter" / "segmenter.pt")
+    legacy = EditorNetworks.from_artifacts(params, old)
+    for name in ("parser", "inpainter", "segmenter"):
+        mine, theirs = getattr(current, name).state_dict(), getattr(legacy, name).state_dict()
+        assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
 
 
 # ----------------------------------------------------------------------------- FID reference

@@ -13,17 +13,13 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 
 from bench.learning_curve import EVALUATE_JSON, main, required_inputs
 from fashion_edit.data.store import open_split
 from fashion_edit.evaluation.fid_reference import compute_reference, save_reference
 from fashion_edit.evaluation.metrics.fid import InceptionFeatures
 from fashion_edit.layout import FID_REFERENCE
-from fashion_edit.networks import build_parser
-from fashion_edit.training.checkpoints import atomic_torch_save
-from fashion_edit.training.segmenter import build_segmenter, save_segmenter, segmenter_architecture
-from tests.conftest import tiny_params, write_params
+from tests.conftest import tiny_params, write_params, write_random_artifacts
 
 METRIC_COLUMNS = ("fid", "kid", "st_lpips", "psnr_hole", "ssim")
 # made-up baseline scores (a real evaluation costs seconds): Telea is unbeatable, mean fill beaten at once
@@ -47,10 +43,7 @@ def curve_repo(prepared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     write_params(repo / "params.yaml", params)
     test = open_split(prepared_data / "test")
     save_reference(repo / FID_REFERENCE, compute_reference(test, InceptionFeatures(batch_size=4)), test)
-    torch.manual_seed(0)
-    atomic_torch_save(build_parser(params).state_dict(), repo / "artifacts" / "parser" / "generator.pt")
-    architecture = segmenter_architecture(params.evaluate)
-    save_segmenter(repo / "artifacts" / "segmenter" / "segmenter.pt", build_segmenter(architecture), architecture)
+    write_random_artifacts(repo / "artifacts")
     (repo / EVALUATE_JSON).parent.mkdir(parents=True)
     (repo / EVALUATE_JSON).write_text(json.dumps({"fid": 1.0, "baselines": BASELINE_SCORES}))
     return repo

@@ -17,8 +17,10 @@ from fashion_edit.training.distributed import DistContext
 from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
 from fashion_edit.training.loop import NonFiniteLossError, TrainingDataError
 from fashion_edit.training.parser_trainer import PARSER_SPEC
-from fashion_edit.training.runner import train
+from fashion_edit.training.runner import adopt, train
+from fashion_edit.training.segmenter_trainer import SEGMENTER_SPEC
 from fashion_edit.training.stage import EXPECTED_ERRORS
+from fashion_edit.weights import NetworkFileError, architecture_of, load_network, save_network
 from models.losses import ParserCriterion
 from tests.conftest import mount_tmpfs, tiny_params, unmount
 
@@ -37,10 +39,12 @@ def _paths(root: Path, prepared: Path, name: str) -> TrainPaths:
 
 def _params(experiment: str, **train: object) -> Params:
     section = {"steps": 4, "batch_size": 2, "checkpoint_every": 2, "sample_every": 2, "log_every": 2, **train}
-    return tiny_params({"mlflow": {"experiment": experiment}, "train_parser": section, "train_inpainter": section})
+    common = {k: v for k, v in section.items() if k not in ("lr_g", "lr_d")}  # the segmenter has no D
+    return tiny_params({"mlflow": {"experiment": experiment}, "train_parser": section, "train_inpainter": section,
+                        "train_segmenter": common})
 
 
-@pytest.mark.parametrize("spec", [PARSER_SPEC, INPAINTER_SPEC], ids=["parser", "inpainter"])
+@pytest.mark.parametrize("spec", [PARSER_SPEC, INPAINTER_SPEC, SEGMENTER_SPEC], ids=["parser", "inpainter", "segmenter"])
 def test_same_params_and_seed_give_identical_losses(spec, tmp_path, prepared_data, mlflow_uri):
     params = _params("determinism", steps=2)
     first = train(params, spec, _paths(tmp_path / "a", prepared_data, spec.name), SINGLE)
@@ -156,7 +160,7 @@ def test_mlflow_run_holds_params_metrics_images_checkpoint_and_tags(tmp_path, pr
     info = json.loads((tmp_path / "artifacts" / "parser" / "info.json").read_text())
     assert info["mlflow_run_id"] == outcome.run_id and info["steps"] == 4
     weights = torch.load(tmp_path / "artifacts" / "parser" / "generator.pt", weights_only=True)
-    assert set(weights) == set(outcome.generator.state_dict())
+    assert weights["network"] == "parser" and set(weights["state_dict"]) == set(outcome.generator.state_dict())
 
 
 def test_channels_last_layout_trains_the_same_network(tmp_path, prepared_data, mlflow_uri):
@@ -204,3 +208,55 @@ def test_layout_timer_leaves_the_generator_untouched(tmp_path, prepared_data):
     assert all(torch.equal(before[k], v) for k, v in generator.state_dict().items())
     assert all(p.grad is None for p in generator.parameters())
     assert next(generator.parameters()).is_contiguous()
+
+
+# ----------------------------------------------------------------------------- segmenter (no discriminator)
+def test_segmenter_trains_on_the_gan_runner_exports_its_file_and_resumes(tmp_path, prepared_data, mlflow_uri):
+    paths = _paths(tmp_path, prepared_data, "segmenter")
+    first = train(_params("segmenter", steps=3), SEGMENTER_SPEC, paths, SINGLE)
+    assert first.discriminator is None and set(first.history.columns) == {"loss_g/ce", "loss_g/total"}
+    network, architecture = load_network(paths.artifacts / "segmenter.pt", "segmenter", "test")
+    assert architecture == architecture_of(tiny_params(), "segmenter")
+    with torch.no_grad():
+        assert network(torch.zeros(1, 3, 64, 64)).shape == (1, 20, 64, 64)
+    metrics = json.loads((paths.reports / "metrics.json").read_text())
+    assert 0 <= metrics["val_miou"] <= 1 and metrics["val_images"] == len(open_split(prepared_data / "val"))
+    resumed = train(_params("segmenter", steps=5), SEGMENTER_SPEC, paths, SINGLE)
+    lines = (paths.reports / "losses.csv").read_text().splitlines()
+    assert resumed.resumed_from == 3 and [int(line.split(",")[0]) for line in lines[1:]] == [1, 2, 3, 4, 5]
+    assert (paths.reports / "samples.png").is_file()
+
+
+def test_segmenter_cross_entropy_falls(tmp_path, prepared_data, mlflow_uri):
+    section = {"steps": 30, "batch_size": 4, "lr": 3e-3, "checkpoint_every": 30, "sample_every": 30}
+    outcome = train(tiny_params({"train_segmenter": section}), SEGMENTER_SPEC,
+                    _paths(tmp_path, prepared_data, "segmenter"), SINGLE)
+    ce = outcome.history.column("loss_g/ce")
+    assert sum(ce[-5:]) / 5 < 0.8 * sum(ce[:5]) / 5
+
+
+def test_pretrained_segmenter_is_adopted_unchanged(tmp_path, prepared_data, mlflow_uri):
+    params = tiny_params()
+    mine = save_network(tmp_path / "my_segmenter.pt", "segmenter", architecture_of(params, "segmenter"),
+                        SEGMENTER_SPEC.build(params, torch.device("cpu"))[0])
+    paths = _paths(tmp_path / "repo", prepared_data, "segmenter")
+    adopt(params, SEGMENTER_SPEC, paths, load_network(mine, "segmenter", "test")[0], mine)
+    info = json.loads((paths.artifacts / "info.json").read_text())
+    assert info["source"] == str(mine) and info["steps"] == 0 and "val_miou" in info["final_losses"]
+    adopted = load_network(paths.artifacts / "segmenter.pt", "segmenter", "test")[0].state_dict()
+    original = load_network(mine, "segmenter", "test")[0].state_dict()
+    assert adopted.keys() == original.keys() and all(torch.equal(adopted[k], original[k]) for k in adopted)
+
+
+def test_foreign_or_misplaced_weights_files_are_reported(tmp_path):
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(NetworkFileError, match="not a segmenter file of this project"):
+        load_network(foreign, "segmenter", "dvc repro train_segmenter")
+    with pytest.raises(NetworkFileError, match="not found.*dvc repro train_segmenter"):
+        load_network(tmp_path / "absent.pt", "segmenter", "dvc repro train_segmenter")
+    params = tiny_params()
+    parser = save_network(tmp_path / "parser.pt", "parser", architecture_of(params, "parser"),
+                          PARSER_SPEC.build(params, torch.device("cpu"))[0])
+    with pytest.raises(NetworkFileError, match="holds a parser network, not a segmenter"):
+        load_network(parser, "segmenter", "dvc repro train_segmenter")

@@ -786,7 +786,7 @@ for _key, _stage, *_args in (("data.source", "preprocess"), ("synthesize.count",
                              ("inpainter.norm", "train_inpainter"), ("inpainter_loss.hole", "train_inpainter"),
                              ("vgg.blocks", "train_inpainter"), ("train_parser.steps", "train_parser"),
                              ("train_inpainter.batch_size", "train_inpainter"),
-                             ("evaluate.segmenter_steps", "train_segmenter"), ("registry.noise_z", "register"),
+                             ("train_segmenter.steps", "train_segmenter"), ("registry.noise_z", "register"),
                              ("mlflow.experiment", "train_parser"), ("ablation.steps", "ablate", "--variant", "full")):
     _missing_key_kind(_key, _stage, *_args)
 
@@ -907,10 +907,10 @@ def _root_ignored(box: Sandbox) -> Trial:
     return Trial(box.dvc("repro", "preprocess"))
 
 
-@kind("params", "`evaluate.segmenter_checkpoint` names a missing file", "stages/python -m stages.train_segmenter",
+@kind("params", "`train_segmenter.pretrained` names a missing file", "stages/python -m stages.train_segmenter",
       CLEAR, mentions=("no_such_segmenter.pt",))
 def _missing_segmenter_file(box: Sandbox) -> Trial:
-    box.set_params({"evaluate.segmenter_checkpoint": "no_such_segmenter.pt"})
+    box.set_params({"train_segmenter.pretrained": "no_such_segmenter.pt"})
     return Trial(box.stage("train_segmenter"))
 
 
@@ -1329,7 +1329,7 @@ def _fewer_steps(box: Sandbox) -> Trial:
 @kind("checkpoints", "corrupt segmenter checkpoint", "stages/python -m stages.train_segmenter", CLEAR,
       mentions=("checkpoint",))
 def _corrupt_segmenter(box: Sandbox) -> Trial:
-    box.set_params({"evaluate.segmenter_steps": 8})  # a resume must read the checkpoint
+    box.set_params({"train_segmenter.steps": 8})  # a resume must read the checkpoint
     path = next(box.p("checkpoints/segmenter").glob("*.pt"))
     path.write_bytes(np.random.default_rng(2).bytes(4096))
     return Trial(box.stage("train_segmenter"))
@@ -1607,13 +1607,15 @@ def _edit_corrupt_weights(box: Sandbox) -> Trial:
     return Trial(edit(box, edit_files(box)))
 
 
-@kind("editor", "editor.json describes another architecture", "fashion-edit edit --checkpoint "
-      "artifacts/editor", CLEAR, mentions=("parser.pt|params",))
+@kind("editor", "parser.pt describes another architecture than its weights", "fashion-edit edit --checkpoint "
+      "artifacts/editor", CLEAR, mentions=("parser.pt",))
 def _edit_architecture(box: Sandbox) -> Trial:
-    manifest = box.p("artifacts/editor/editor.json")
-    spec = json.loads(manifest.read_text())
-    spec["parser"]["base_channels"] = 12
-    manifest.write_text(json.dumps(spec))
+    import torch
+
+    weights = box.p("artifacts/editor/parser.pt")
+    saved = torch.load(weights, weights_only=True)
+    saved["architecture"]["base_channels"] = 12
+    torch.save(saved, weights)
     return Trial(edit(box, edit_files(box)))
 
 
@@ -1831,7 +1833,7 @@ def _flow_not_a_repo(box: Sandbox) -> Trial:
 
 # ============================================================================ the pyfunc driver
 # by name (the model loads its own copy of the code); EditRequestError: an EditInputError that MLflow serving reports
-PROJECT_INPUT_ERRORS = ("EditInputError", "EditRequestError", "EditorModelError")
+PROJECT_INPUT_ERRORS = ("EditInputError", "EditRequestError", "EditorModelError", "NetworkFileError")
 
 
 def drive_pyfunc(request_file: Path, mode: str, result_file: Path, store_uri: str, loader: str) -> int:

@@ -28,14 +28,13 @@ import torch
 from fashion_edit.config import Params, ParserNet
 from fashion_edit.evaluation.evaluate import evaluate
 from fashion_edit.layout import ARTIFACTS, EvaluatePaths, TrainPaths, ablation_metrics_file
-from fashion_edit.networks import build_inpainter, build_inpainter_discriminator, build_parser, count_parameters
-from fashion_edit.serving.editor import TRAINED_WEIGHTS, EditorNetworks, load_weights
+from fashion_edit.networks import build_inpainter_discriminator, count_parameters
+from fashion_edit.serving.editor import EditorNetworks, load_trained
 from fashion_edit.tracking.runs import log_to_run
 from fashion_edit.training.curves import LossHistory
 from fashion_edit.training.distributed import setup_distributed, teardown_distributed
 from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
 from fashion_edit.training.runner import TrainOutcome, train
-from fashion_edit.training.segmenter import load_segmenter
 
 STAGE_TEMPLATE = "ablations@{variant}"  # the dvc.yaml foreach stage of one variant
 
@@ -60,9 +59,9 @@ class SharedNetworks:
 
     @classmethod
     def from_artifacts(cls, params: Params, artifacts: Path) -> "SharedNetworks":
-        parser = load_weights(build_parser(params), artifacts / TRAINED_WEIGHTS["parser"], "dvc repro train_parser")
-        segmenter, architecture = load_segmenter(artifacts / TRAINED_WEIGHTS["segmenter"])
-        return cls(parser, params.parser, segmenter, architecture)
+        (parser, parser_arch), (segmenter, architecture) = (load_trained(params, artifacts, name)
+                                                            for name in ("parser", "segmenter"))
+        return cls(parser, ParserNet(**parser_arch), segmenter, architecture)
 
 
 def reuses_main_inpainter(params: Params, variant: str, seed_index: int) -> bool:
@@ -75,7 +74,7 @@ def reuses_main_inpainter(params: Params, variant: str, seed_index: int) -> bool
 def main_inpainter_outcome(params: Params, repo_root: Path) -> TrainOutcome:
     """The pipeline's trained inpainter (artifacts/inpainter) in the shape :func:`train` returns."""
     artifacts = TrainPaths.default(repo_root, "inpainter").artifacts
-    generator = load_weights(build_inpainter(params), artifacts / "generator.pt", "dvc repro train_inpainter")
+    generator, _ = load_trained(params, artifacts.parent, "inpainter")
     info = json.loads((artifacts / "info.json").read_text())
     losses = info.get("final_losses", {})
     return TrainOutcome(steps=int(info["steps"]), resumed_from=None, history=LossHistory(),

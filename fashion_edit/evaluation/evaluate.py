@@ -58,18 +58,18 @@ from fashion_edit.evaluation.metrics.fid import (FID_METRIC_NAME, KID_METRIC_NAM
 from fashion_edit.evaluation.metrics.image import ImageMetrics
 from fashion_edit.evaluation.metrics.segmentation import ConfusionMatrix, confusion_per_image
 from fashion_edit.layout import EvaluatePaths
-from fashion_edit.networks import Batch, incomplete_image
+from fashion_edit.networks import Batch, incomplete_image, segment
 from fashion_edit.pretrained import load_stlpips
 from fashion_edit.serving.editor import EditorNetworks, TwoStageOutput, two_stage
 from fashion_edit.tracking.runs import stage_run
-from fashion_edit.training.segmenter import segment
+
 from fashion_edit.visualize import (colourise_parsing, condition_picture, hole_overlay, image_to_uint8, make_grid,
                                     save_png)
 from models.vgg import STLPIPS
 
 STAGE = "evaluate"
 # params sections the stage reads (dvc.yaml lists the same; also the params-hash tag)
-SECTIONS = ("preprocess", "parser", "inpainter", "evaluate")
+SECTIONS = ("preprocess", "parser", "inpainter", "segmenter", "evaluate")
 # metrics key -> method of fashion_edit.evaluation.baselines
 BASELINES = {"telea": "telea", "mean_fill": "mean_colour"}
 GRID_COLUMNS = ("input", "sketch+colour", "parsing", "output", "truth")  # header of the sample grid

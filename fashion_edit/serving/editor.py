@@ -21,8 +21,9 @@ base64 text of an image file (optionally a ``data:image/png;base64,`` URI; for R
   alpha > 0 (the way to draw black strokes).
 Sketch lines and colour strokes only count inside the hole (as in training).
 
-A saved editor ("bundle") is a folder: ``editor.json`` (format, resolution, the three architectures)
-and ``segmenter.pt``, ``parser.pt``, ``inpainter.pt`` state dicts (``torch.load(weights_only=True)``).
+A saved editor ("bundle") is a folder: ``editor.json`` (format, resolution) and ``segmenter.pt``,
+``parser.pt``, ``inpainter.pt`` in the project's one weights format (``fashion_edit.weights``: each file
+rebuilds its network). Bundles of the first format (bare state dicts, architectures in editor.json) load too.
 """
 from __future__ import annotations
 
@@ -43,15 +44,19 @@ from fashion_edit.data.dataset import to_unit_range
 from fashion_edit.data.labels import BACKGROUND
 from fashion_edit.data.letterbox import Letterbox, fit_binary, fit_photo
 from fashion_edit.errors import FashionEditError
-from fashion_edit.networks import Batch, build_inpainter, build_parser, parser_input, run_inpainter
-from fashion_edit.training.checkpoints import atomic_torch_save
-from fashion_edit.training.segmenter import WEIGHTS_FILE as SEGMENTER_WEIGHTS, build_segmenter, load_segmenter, segment
+from fashion_edit.networks import (Batch, build_inpainter, build_parser, build_segmenter, parser_input, run_inpainter,
+                                   segment)
+from fashion_edit.weights import architecture_of, load_network, save_network
 
-BUNDLE_FORMAT = "fashion-edit-editor/1"
+BUNDLE_FORMAT = "fashion-edit-editor/2"
+# /1: bare state dicts, the architectures in editor.json (registered before the one weights format)
+READABLE_BUNDLE_FORMATS = ("fashion-edit-editor/1", BUNDLE_FORMAT)
 BUNDLE_MANIFEST = "editor.json"
 WEIGHT_FILES = {"segmenter": "segmenter.pt", "parser": "parser.pt", "inpainter": "inpainter.pt"}
-TRAINED_WEIGHTS = {"parser": "parser/generator.pt", "inpainter": "inpainter/generator.pt",
-                   "segmenter": f"segmenter/{SEGMENTER_WEIGHTS}"}  # under the pipeline's artifacts/
+# network -> (its file under the pipeline's artifacts/, the stage that writes it)
+TRAINED_WEIGHTS = {"parser": ("parser/generator.pt", "dvc repro train_parser"),
+                   "inpainter": ("inpainter/generator.pt", "dvc repro train_inpainter"),
+                   "segmenter": ("segmenter/segmenter.pt", "dvc repro train_segmenter")}
 MIN_SIDE = 8
 PictureSource = str | Path | np.ndarray | list
 ACCEPTED_INPUTS = ("an image array (H x W or H x W x 3/4, values 0-255), nested lists of the same, "
@@ -223,26 +228,25 @@ class EditorNetworks:
             module.eval().requires_grad_(False)
 
     @classmethod
+    def untrained(cls, params: Params) -> "EditorNetworks":
+        """Freshly initialised networks of ``params``'s architectures (benchmarks, tests: timing and
+        shapes do not depend on the weights)."""
+        return cls(build_segmenter(params), build_parser(params), build_inpainter(params),
+                   architecture_of(params, "segmenter"), params.parser, params.inpainter)
+
+    @classmethod
     def from_artifacts(cls, params: Params, artifacts: Path) -> "EditorNetworks":
-        """The networks the pipeline trained (``artifacts/{parser,inpainter,segmenter}``), built from params."""
-        parser = load_weights(build_parser(params), artifacts / TRAINED_WEIGHTS["parser"], "dvc repro train_parser")
-        inpainter = load_weights(build_inpainter(params), artifacts / TRAINED_WEIGHTS["inpainter"],
-                                "dvc repro train_inpainter")
-        segmenter, architecture = load_segmenter(artifacts / TRAINED_WEIGHTS["segmenter"])
-        return cls(segmenter, parser, inpainter, architecture, params.parser, params.inpainter)
+        """The networks the pipeline trained (``artifacts/{parser,inpainter,segmenter}``)."""
+        (segmenter, seg_arch), (parser, parser_arch), (inpainter, inpainter_arch) = (
+            load_trained(params, artifacts, name) for name in ("segmenter", "parser", "inpainter"))
+        return cls(segmenter, parser, inpainter, seg_arch, ParserNet(**parser_arch), InpainterNet(**inpainter_arch))
 
 
-def load_weights(module: torch.nn.Module, path: Path, how: str) -> torch.nn.Module:
-    """``module`` with the state dict at ``path``; EditorModelError saying how to produce it if unusable."""
-    if not path.is_file():
-        raise EditorModelError(f"weights not found: {path} (produce them with `{how}`)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        module.load_state_dict(state)
-    except Exception as exc:  # corrupt file or weights of another architecture
-        raise EditorModelError(f"{path} does not load into {type(module).__name__} ({type(exc).__name__}: "
-                               f"{str(exc)[:300]}); the params that built it must match (or rerun `{how}`)") from None
-    return module
+def load_trained(params: Params, artifacts: Path, network: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A network the pipeline trained and its architecture (NetworkFileError naming the stage to run);
+    a bare state dict from before the one weights format is built from ``params``."""
+    relative, how = TRAINED_WEIGHTS[network]
+    return load_network(artifacts / relative, network, how, legacy_architecture=architecture_of(params, network))
 
 
 @dataclass(frozen=True)
@@ -321,14 +325,12 @@ class Editor:
     def save(self, folder: Path) -> Path:
         """Write the bundle (editor.json + three state dicts) to ``folder``."""
         folder.mkdir(parents=True, exist_ok=True)
+        architectures = {"segmenter": self.networks.segmenter_architecture,
+                         "parser": self.networks.parser_net.model_dump(mode="json"),
+                         "inpainter": self.networks.inpainter_net.model_dump(mode="json")}
         for name, file in WEIGHT_FILES.items():
-            module = getattr(self.networks, name)
-            atomic_torch_save({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()},
-                              folder / file)
-        manifest = {"format": BUNDLE_FORMAT, "height": self.size[0], "width": self.size[1],
-                    "segmenter": self.networks.segmenter_architecture,
-                    "parser": self.networks.parser_net.model_dump(mode="json"),
-                    "inpainter": self.networks.inpainter_net.model_dump(mode="json")}
+            save_network(folder / file, name, architectures[name], getattr(self.networks, name))
+        manifest = {"format": BUNDLE_FORMAT, "height": self.size[0], "width": self.size[1]}
         (folder / BUNDLE_MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         return folder
 
@@ -342,17 +344,15 @@ class Editor:
                                    "by the register stage (artifacts/editor) or Editor.save")
         manifest = _read_manifest(manifest_path)
         try:
-            parser_net, inpainter_net = ParserNet(**manifest["parser"]), InpainterNet(**manifest["inpainter"])
-            architecture = dict(manifest["segmenter"])
             size = (int(manifest["height"]), int(manifest["width"]))
-            modules = {"segmenter": build_segmenter(architecture), "parser": build_parser(parser_net),
-                       "inpainter": build_inpainter(inpainter_net)}
         except (KeyError, TypeError, ValueError) as exc:
             raise EditorModelError(f"{manifest_path}: invalid editor description ({exc})") from None
-        for name, module in modules.items():
-            load_weights(module, folder / WEIGHT_FILES[name], "dvc repro register")
-        return cls(EditorNetworks(modules["segmenter"], modules["parser"], modules["inpainter"], architecture,
-                                  parser_net, inpainter_net), size)
+        loaded = {name: load_network(folder / file, name, "dvc repro register", legacy_architecture=manifest.get(name))
+                  for name, file in WEIGHT_FILES.items()}
+        (segmenter, seg_arch), (parser, parser_arch), (inpainter, inpainter_arch) = (
+            loaded[name] for name in ("segmenter", "parser", "inpainter"))
+        return cls(EditorNetworks(segmenter, parser, inpainter, seg_arch, ParserNet(**parser_arch),
+                                  InpainterNet(**inpainter_arch)), size)
 
 
 def _read_manifest(path: Path) -> Mapping[str, Any]:
@@ -360,6 +360,6 @@ def _read_manifest(path: Path) -> Mapping[str, Any]:
         manifest = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise EditorModelError(f"{path}: unreadable editor description ({exc})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != BUNDLE_FORMAT:
+    if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_BUNDLE_FORMATS:
         raise EditorModelError(f"{path}: not an editor bundle of this project (expected format {BUNDLE_FORMAT!r})")
     return manifest

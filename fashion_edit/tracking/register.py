@@ -24,7 +24,7 @@ from fashion_edit.tracking import registry
 from fashion_edit.tracking.runs import TAG_PIPELINE_RUN, resolve_tracking_uri, stage_run
 
 STAGE = "register"
-SECTIONS = ("preprocess", "parser", "inpainter", "registry", "mlflow")
+SECTIONS = ("preprocess", "parser", "inpainter", "segmenter", "registry", "mlflow")
 
 
 def log_models(client: Any, run_id: str, editor: Editor, bundle: Path) -> dict[str, str]:

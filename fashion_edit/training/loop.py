@@ -8,7 +8,7 @@ generator forward):
 0. both learning rates are set from the warm-up schedule (a function of the step: resume-exact);
 1. ``generated = task.generate(batch)`` (G with grad);
 2. D step on ``task.discriminator_terms(batch, generated)`` (the task detaches the fakes;
-   no terms = no D step);
+   no terms = no D step; a task without a discriminator, the segmenter, has none);
 3. G step on ``task.generator_terms(batch, generated)`` with D's parameters frozen (the task
    calls the *unwrapped* D there, so DDP only synchronises D's gradients in the D step).
 4. the generator's weight average (EMA), if any, is updated on every rank.
@@ -46,8 +46,8 @@ class TrainingDataError(FashionEditError, ValueError):
 
 
 class GanTask(Protocol):
-    generator: torch.nn.Module       # what the loop optimises on the G side (possibly DDP-wrapped)
-    discriminator: torch.nn.Module   # the plain D module (frozen during the G step)
+    generator: torch.nn.Module              # what the loop optimises on the G side (possibly DDP-wrapped)
+    discriminator: torch.nn.Module | None   # the plain D module (frozen during the G step); None: no D
 
     def generate(self, batch: dict[str, torch.Tensor]) -> Any: ...
     def discriminator_terms(self, batch: dict[str, torch.Tensor], generated: Any) -> Terms: ...
@@ -158,8 +158,11 @@ def checked_total(terms: Terms, step: int, side: str, ctx: DistContext, last_goo
 
 
 @contextmanager
-def frozen(module: torch.nn.Module) -> Iterator[None]:
+def frozen(module: torch.nn.Module | None) -> Iterator[None]:
     """Parameters stop collecting gradients (D during the G step), restored afterwards."""
+    if module is None:
+        yield
+        return
     flags = [p.requires_grad for p in module.parameters()]
     for p in module.parameters():
         p.requires_grad_(False)
@@ -182,10 +185,10 @@ def _unwrapped(module: torch.nn.Module) -> torch.nn.Module:
 
 
 def run_gan_loop(task: GanTask, batches: Iterator[dict[str, torch.Tensor]], opt_g: torch.optim.Optimizer,
-                 opt_d: torch.optim.Optimizer, state: LoopState, schedule: LoopSchedule, ctx: DistContext,
+                 opt_d: torch.optim.Optimizer | None, state: LoopState, schedule: LoopSchedule, ctx: DistContext,
                  hooks: Sequence[Hook] = (), channels_last: bool = False,
                  ema: GeneratorEma | None = None) -> LoopState:
-    """Train from ``state.step`` to ``schedule.steps``; hooks run on rank 0 only."""
+    """Train from ``state.step`` to ``schedule.steps``; hooks run on rank 0 only (``opt_d`` None: no D)."""
     hooks = list(hooks) if ctx.is_main else []
     for hook in hooks:
         hook.on_start(state)
@@ -195,7 +198,7 @@ def run_gan_loop(task: GanTask, batches: Iterator[dict[str, torch.Tensor]], opt_
         batch = to_device(next(batches), ctx.device, channels_last)
         images_per_step = next(iter(batch.values())).shape[0] * ctx.world_size
 
-        for optimizer in (opt_g, opt_d):
+        for optimizer in filter(None, (opt_g, opt_d)):
             set_lr_factor(optimizer, schedule.lr_factor(step))
         generated = task.generate(batch)
         d_terms = task.discriminator_terms(batch, generated)

@@ -1,13 +1,14 @@
-"""Everything a training stage does around the GAN loop, shared by the parser and the inpainter.
+"""Everything a training stage does around the training loop, shared by the parser, the inpainter and the
+segmenter (a network without a discriminator: the loop then makes only generator steps).
 
 Order (each step can fail with a clear message before the next starts):
 tracking probe + run -> seeds -> networks + optimisers -> matching checkpoint (resume) ->
 DDP wrap -> data stream -> loop with hooks -> final checkpoint -> exported weights, curves,
 sample grid, metrics -> MLflow artifacts.
 
-Outputs (``<name>`` = parser | inpainter, ``<stage>`` = train_<name>):
+Outputs (``<name>`` = parser | inpainter | segmenter, ``<stage>`` = train_<name>):
 - ``checkpoints/<name>/checkpoint.pt``  full training state (DVC ``persist: true``);
-- ``artifacts/<name>/generator.pt``     the generator's state_dict (weights only) for later stages;
+- ``artifacts/<name>/<weights_file>``   the exported network (``fashion_edit.weights`` format) for later stages;
 - ``artifacts/<name>/info.json``        steps, identity, params hash, MLflow run id, final losses;
 - ``reports/<stage>/losses.csv|.png``   training curves (DVC plots);
 - ``reports/<stage>/samples.png``       a sample grid on fixed validation edits;
@@ -31,12 +32,13 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from fashion_edit import hardware
-from fashion_edit.config import Params, TrainParams
+from fashion_edit.config import GanTrainParams, Params, TrainParams
 from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.store import open_split
 from fashion_edit.layout import TrainPaths
 from fashion_edit.tracking.runs import NullRun, mark_run_killed, params_hash, stage_run
-from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint, atomic_torch_save, checkpoint_misfit,
+from fashion_edit.weights import architecture_of, save_network
+from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint, checkpoint_misfit,
                                                load_matching_checkpoint, remove_stale_temporaries, save_checkpoint)
 from fashion_edit.training.curves import LossHistory, plot_png, write_csv
 from fashion_edit.training.distributed import DistContext, ranks_in_sync
@@ -51,21 +53,24 @@ log = logging.getLogger(__name__)
 # ``steps`` is among them because nothing depends on the total (no LR schedule) and batch k is
 # fixed by k: training 300 steps then 200 more equals training 500.
 _NON_RESULT_KEYS = frozenset({"steps", "checkpoint_every", "sample_every", "log_every", "num_workers",
-                              "distributed", "nproc_per_node"})
+                              "distributed", "nproc_per_node", "pretrained"})
 SAMPLE_ITEMS = 4
 
 
 @dataclass(frozen=True)
 class TrainerSpec:
-    """What differs between the parser and the inpainter trainers."""
+    """What differs between the trainers (parser, inpainter, segmenter)."""
 
-    name: str                                  # parser | inpainter
+    name: str                                  # parser | inpainter | segmenter: the network and its folders
     sections: tuple[str, ...]                  # params sections the stage reads (dvc.yaml, params hash)
     train: Callable[[Params], TrainParams]     # its training section
-    build: Callable[[Params, torch.device], tuple[torch.nn.Module, torch.nn.Module]]   # (G, D)
-    task: Callable[[Params, torch.nn.Module, torch.nn.Module, torch.nn.Module], GanTask]
+    build: Callable[[Params, torch.device], tuple[torch.nn.Module, torch.nn.Module | None]]   # (G, D or None)
+    task: Callable[[Params, torch.nn.Module, torch.nn.Module | None, torch.nn.Module | None], GanTask]
     # ^ (params, G as trained (maybe DDP), D plain, D as trained (maybe DDP)) -> task
     stage_name: str = ""                       # DVC stage name when not train_<name> (e.g. ablations@full)
+    weights_file: str = "generator.pt"         # the exported network under artifacts/<name>/
+    # extra metrics of the exported network, e.g. the segmenter's validation mIoU: (params, paths, network)
+    score: Callable[[Params, TrainPaths, torch.nn.Module], dict[str, float]] | None = None
 
     @property
     def stage(self) -> str:
@@ -79,7 +84,7 @@ class TrainOutcome:
     history: LossHistory
     run_id: str | None
     generator: torch.nn.Module
-    discriminator: torch.nn.Module
+    discriminator: torch.nn.Module | None
     train_seconds: float = 0.0  # time in training steps, including the runs this one resumed
 
 
@@ -147,8 +152,8 @@ def _final_metrics(history: LossHistory, loop_state: LoopState) -> dict[str, flo
     return out
 
 
-def _wrap(module: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
-    if not ctx.enabled:
+def _wrap(module: torch.nn.Module | None, ctx: DistContext) -> torch.nn.Module | None:
+    if module is None or not ctx.enabled:
         return module
     return DistributedDataParallel(module, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
 
@@ -157,7 +162,8 @@ def _adam(module: torch.nn.Module, lr: float, t: TrainParams) -> torch.optim.Ada
     return torch.optim.Adam(module.parameters(), lr=lr, betas=(t.beta1, t.beta2))
 
 
-def _speed_settings(params: Params, spec: TrainerSpec, generator: torch.nn.Module, discriminator: torch.nn.Module,
+def _speed_settings(params: Params, spec: TrainerSpec, generator: torch.nn.Module,
+                    discriminator: torch.nn.Module | None,
                     paths: TrainPaths, ctx: DistContext, t: TrainParams,
                     state: dict | None) -> tuple[hardware.SpeedSettings, hardware.HardwareProbe]:
     """The stage's speed settings; ``auto`` channels_last is timed on this network (one process), or kept
@@ -176,7 +182,8 @@ def _speed_settings(params: Params, spec: TrainerSpec, generator: torch.nn.Modul
     return speed, hw
 
 
-def _time_layouts(params: Params, spec: TrainerSpec, generator: torch.nn.Module, discriminator: torch.nn.Module,
+def _time_layouts(params: Params, spec: TrainerSpec, generator: torch.nn.Module,
+                  discriminator: torch.nn.Module | None,
                   paths: TrainPaths, ctx: DistContext, t: TrainParams) -> tuple[float, float]:
     """Seconds of one generator forward + backward on a training batch in NCHW and in channels_last.
 
@@ -230,13 +237,20 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
         log.info("%s: %s", spec.stage, hardware.describe(speed, hw))
     run.set_tags(hardware.as_tags(speed, hw))
     if speed.channels_last:
-        generator, discriminator = (m.to(memory_format=torch.channels_last) for m in (generator, discriminator))
-    opt_g, opt_d = _adam(generator, t.lr_g, t), _adam(discriminator, t.lr_d, t)
-    modules: dict[str, torch.nn.Module] = {"generator": generator, "discriminator": discriminator}
+        generator = generator.to(memory_format=torch.channels_last)
+        if discriminator is not None:
+            discriminator = discriminator.to(memory_format=torch.channels_last)
+    opt_g = _adam(generator, t.network_lr, t)
+    modules: dict[str, torch.nn.Module] = {"generator": generator}
+    optimizers = {"generator": opt_g}
+    opt_d = None
+    if discriminator is not None:
+        assert isinstance(t, GanTrainParams), f"{spec.stage}: a discriminator needs lr_d (GanTrainParams)"
+        opt_d = _adam(discriminator, t.lr_d, t)
+        modules["discriminator"], optimizers["discriminator"] = discriminator, opt_d
     ema = GeneratorEma(generator, t.ema_decay) if t.ema_decay > 0 else None
     if ema is not None:
         modules["generator_ema"] = ema
-    optimizers = {"generator": opt_g, "discriminator": opt_d}
     if state is not None and (misfit := checkpoint_misfit(state, modules)) is not None:
         state, why = None, (f"checkpoint {checkpoint_path} does not fit the network ({misfit}; the code changed "
                             "since it was written): training from scratch")
@@ -275,7 +289,7 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
                             warmup_steps=t.warmup_steps)
     run_gan_loop(task, batches, opt_g, opt_d, loop_state, schedule, ctx, hooks, speed.channels_last, ema)
 
-    if not ranks_in_sync(generator, ctx) or not ranks_in_sync(discriminator, ctx):
+    if not all(ranks_in_sync(m, ctx) for m in (generator, discriminator) if m is not None):
         raise RuntimeError(f"{spec.stage}: parameters differ between ranks after training (DDP out of sync)")
     exported = ema.module if ema is not None else generator  # what later stages evaluate and ship
     if ctx.is_main:  # the checkpoint hook has saved the final step
@@ -285,14 +299,29 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
                         train_seconds=loop_state.train_seconds)
 
 
+def adopt(params: Params, spec: TrainerSpec, paths: TrainPaths, network: torch.nn.Module, source: Path) -> str:
+    """Export ``network`` (from ``source``, e.g. ``train_segmenter.pretrained``) as if this stage had
+    trained it: the same weights file, info, metrics (step 0, no curves), sample grid and MLflow run."""
+    ctx = DistContext(0, 0, 1, torch.device("cpu"))
+    paths.checkpoints.mkdir(parents=True, exist_ok=True)  # a declared (persisted) output, empty here
+    with stage_run(params, spec.stage, spec.sections, paths.repo_root) as run:
+        task = spec.task(params, network, None, None)
+        state = LoopState(step=0, total_steps=0, history=LossHistory())
+        _write_outputs(params, spec, paths, ctx, task, network, state, f"adopted {source}", run, spec.train(params),
+                       channels_last=False, source=str(source))
+    return f"adopted {source} -> {paths.artifacts / spec.weights_file}"
+
+
 def _write_outputs(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: DistContext, task: GanTask,
                    generator: torch.nn.Module, loop_state: LoopState, identity: str, run: NullRun,
-                   t: TrainParams, channels_last: bool) -> None:
+                   t: TrainParams, channels_last: bool, source: str = "trained") -> None:
     history = loop_state.history
-    weights = paths.artifacts / "generator.pt"
-    atomic_torch_save({k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}, weights)
+    weights = save_network(paths.artifacts / spec.weights_file, spec.name, architecture_of(params, spec.name),
+                           generator)
     metrics = _final_metrics(history, loop_state)
-    info = {"stage": spec.stage, "steps": loop_state.step, "identity": identity,
+    if spec.score is not None:
+        metrics |= spec.score(params, paths, generator)
+    info = {"stage": spec.stage, "source": source, "steps": loop_state.step, "identity": identity,
             "params_hash": params_hash(params, spec.sections), "mlflow_run_id": run.run_id,
             "world_size": ctx.world_size, "final_losses": metrics}
     (paths.artifacts / "info.json").write_text(json.dumps(info, indent=2) + "\n")
@@ -307,7 +336,8 @@ def _write_outputs(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: Di
 
     run.log_image(grid, artifact_file="samples/final_validation.png")
     run.log_metrics({f"final/{k}": v for k, v in metrics.items()}, step=loop_state.step)
-    run.log_artifact(paths.checkpoints / CHECKPOINT_FILE, "checkpoint")
+    if (paths.checkpoints / CHECKPOINT_FILE).is_file():  # an adopted network has no training state
+        run.log_artifact(paths.checkpoints / CHECKPOINT_FILE, "checkpoint")
     run.log_artifact(weights, "weights")
     run.log_artifact(paths.reports / "losses.png", "curves")
     run.log_artifact(paths.reports / "losses.csv", "curves")
