@@ -6,7 +6,7 @@ export MLFLOW_DISABLE_TELEMETRY=true
 export DO_NOT_TRACK=true
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 
-.PHONY: run test install ui
+.PHONY: run test install ui study
 UI_PORT ?= 5000
 
 install: $(VENV)/.installed
@@ -26,3 +26,10 @@ test: install
 # MLflow UI on http://127.0.0.1:$(UI_PORT), light (one worker, no job runner); prints the link to the runs
 ui: install
 	$(PY) -m fashion_edit.serving.cli ui --port $(UI_PORT)
+
+# The ablation study (issue 17): every variant, 3 seeds, 4 points of each learning curve, as one DVC
+# experiment (`dvc exp show` lists it); finished variants are cached, a killed one resumes.
+STUDY_VARIANTS := full,one_stage,no_attention,no_spectral_norm,no_gan,spade_norm,instance_norm,gated_conv,plain_conv,no_sketch_colour,no_prefill,fegan_encoder_mask
+study: install
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH dvc exp run -n study -S 'ablation.variants=[$(STUDY_VARIANTS)]' \
+		-S ablation.seeds=3 -S ablation.curve_points=4

@@ -305,6 +305,10 @@ class AblationParams(Section):
     seeds: int = Field(1, ge=1, le=10)
     variants: list[str] = Field(default_factory=lambda: ["full"], min_length=1,
                                 description="Which `ablations` entries the pipeline runs (one DVC stage each).")
+    curve_points: int = Field(1, ge=1, le=20, description="Evaluations per training run, evenly spaced, the last at "
+                              "the end: > 1 draws each variant's learning curve (and trains `full` too).")
+    verdict_z: float = Field(2.0, ge=0, description="A claim holds (or is contradicted) when the variants' gap "
+                             "exceeds this many standard errors (fashion_edit/evaluation/claims.py).")
 
 
 class Params(Section):

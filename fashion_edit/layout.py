@@ -31,10 +31,11 @@ EVALUATE_GRID = REPORTS / "evaluate" / "samples.png"
 REGISTER_REPORT = REPORTS / "register.json"  # versions, promoted, reason: the one gate's decision
 ABLATIONS = Path("ablations")  # below checkpoints/, artifacts/ and reports/: one folder per variant
 ABLATION_REPORTS = REPORTS / ABLATIONS  # <variant>/seed<k>.json, gathered by the report stage
-ABLATION_DETAIL = REPORTS / "ablations.json"  # mean / std / n of every reported metric per variant
+ABLATION_DETAIL = REPORTS / "ablations.json"  # mean / std / n of every reported metric per variant, verdicts
 ABLATION_HEADLINES = REPORTS / "metrics" / "ablations"  # <variant>.json
 ABLATION_TABLE = REPORTS / "ablations.md"
 ABLATION_PLOT = FIGURES / "ablations.png"
+ABLATION_CURVES_PLOT = FIGURES / "ablation_curves.png"  # FID/KID against training seconds, every variant
 
 
 def headline_file(method: str) -> Path:
@@ -44,6 +45,11 @@ def headline_file(method: str) -> Path:
 
 def ablation_metrics_file(variant: str, seed_index: int) -> Path:
     return ABLATION_REPORTS / variant / f"seed{seed_index}.json"
+
+
+def ablation_curve_file(variant: str, seed_index: int) -> Path:
+    """The seed's learning curve: evaluation metrics at ``ablation.curve_points`` steps (CSV)."""
+    return ABLATION_REPORTS / variant / f"seed{seed_index}_curve.csv"
 
 
 @dataclass(frozen=True)

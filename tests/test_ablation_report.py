@@ -5,6 +5,8 @@ import math
 import pytest
 
 from fashion_edit.evaluation.ablation_report import build_report, load_variant_metrics, markdown_table, summarize
+from fashion_edit.evaluation.claims import (CLAIMS, CONTRADICTED, HOLDS, NOT_RUN, WITHIN_NOISE, Claim, judge,
+                                            judge_all)
 from fashion_edit.evaluation.headline import HEADLINE_METRICS
 
 
@@ -40,7 +42,7 @@ def test_seeds_above_one_show_spread(tmp_path):
     assert "trained 16 steps per run" in text  # the reader sees how short the training was
     assert (tmp_path / "ablations.png").stat().st_size > 1000
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["full"]["fid"]["n"] == 2
+    assert summary["variants"]["full"]["fid"]["n"] == 2
 
 
 def test_one_headline_file_per_variant_with_the_means_over_seeds(tmp_path):
@@ -93,3 +95,52 @@ def test_the_report_stage_writes_under_the_params_root_and_ends_its_run_when_log
     (run,) = client.search_runs([client.get_experiment_by_name("report-fails").experiment_id],
                                 filter_string="tags.`fashion_edit.role` = 'stage'")
     assert run.info.status == "FAILED" and "artifact store unavailable" in run.data.tags["failure"]
+
+
+# ----------------------------------------------------------------------------- claims and verdicts
+def _seeds(key: str, *values: float) -> list[dict]:
+    return [{key: v} for v in values]
+
+
+def test_verdict_rule_compares_the_gap_with_z_standard_errors():
+    claim = Claim("full", "no_gan", "fid", True, "test")
+    # gap 10, SE = sqrt(1/3 + 1/3) = 0.816: far beyond 2 SE
+    holds = judge(claim, {"full": _seeds("fid", 29, 30, 31), "no_gan": _seeds("fid", 39, 40, 41)}, z=2)
+    assert holds.verdict == HOLDS and holds.difference == pytest.approx(10.0)
+    assert holds.standard_error == pytest.approx(math.sqrt(2 / 3))
+    backwards = judge(claim, {"full": _seeds("fid", 39, 40, 41), "no_gan": _seeds("fid", 29, 30, 31)}, z=2)
+    assert backwards.verdict == CONTRADICTED and backwards.difference == pytest.approx(-10.0)
+    noisy = judge(claim, {"full": _seeds("fid", 20, 30, 40), "no_gan": _seeds("fid", 25, 35, 45)}, z=2)
+    assert noisy.verdict == WITHIN_NOISE
+    assert judge(claim, {"full": _seeds("fid", 30), "no_gan": _seeds("fid", 40, 41)}, z=2).verdict == NOT_RUN
+    assert judge(claim, {"full": _seeds("fid", 30, 31)}, z=2).verdict == NOT_RUN  # a variant not in the study
+
+
+def test_higher_is_better_metrics_count_the_gap_the_other_way():
+    claim = Claim("full", "no_sketch_colour", "psnr_hole", False, "test")
+    verdict = judge(claim, {"full": _seeds("psnr_hole", 24, 25, 26), "no_sketch_colour": _seeds("psnr_hole", 19, 20, 21)},
+                    z=2)
+    assert verdict.verdict == HOLDS and verdict.difference == pytest.approx(5.0)
+
+
+def test_every_claim_names_variants_of_params_yaml_and_the_report_lists_the_verdicts(tmp_path):
+    from tests.conftest import tiny_params
+
+    known = set(tiny_params().ablations)
+    assert all(c.better in known and c.worse in known for c in CLAIMS)
+    published = {c.worse: c.published for c in CLAIMS if c.better == "full" and c.published}
+    assert published["no_gan"] == (23.07, 35.90)  # seed 001 Table 4-1
+    metrics = {"full": [_metrics(30.0, 0.6), _metrics(31.0, 0.6)], "no_gan": [_metrics(45.0, 0.5), _metrics(46.0, 0.5)]}
+    text = build_report(metrics, tmp_path / "a.md", tmp_path / "a.png", tmp_path / "a.json", z=2.0)
+    assert "| full better than no_gan (fid) | seed 001 Table 4-1 | 23.07 vs 35.9 | +15 ± 0.71 | holds |" in text
+    assert "| full better than spade_norm (fid) |" in text and "not run (seeds 2/0)" in text
+    claims = json.loads((tmp_path / "a.json").read_text())["claims"]
+    assert len(claims) == len(judge_all(metrics, 2.0)) and claims[6]["verdict"] == "holds"
+
+
+def test_learning_curves_share_one_figure(tmp_path):
+    curve = [{"step": s, "train_seconds": 2.0 * s, "fid": 100.0 / s, "kid": 0.1 / s} for s in (1, 2, 4)]
+    metrics = {"full": [_metrics(30.0, 0.6)], "no_gan": [_metrics(45.0, 0.5)]}
+    text = build_report(metrics, tmp_path / "a.md", tmp_path / "a.png", curves={"full": [curve], "no_gan": [curve]},
+                        curves_png=tmp_path / "curves.png")
+    assert "![learning curves](curves.png)" in text and (tmp_path / "curves.png").stat().st_size > 1000

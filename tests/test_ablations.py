@@ -8,7 +8,8 @@ import pytest
 import yaml
 
 from fashion_edit.config import ParamsError
-from fashion_edit.evaluation.ablation import variant_metric_files, variant_params
+from fashion_edit.evaluation.ablation import (LearningCurveHook, curve_steps, read_curve, reuses_main_inpainter,
+                                             variant_metric_files, variant_params)
 from fashion_edit.evaluation.headline import HEADLINE_METRICS
 from fashion_edit.layout import ABLATION_HEADLINES
 from tests.conftest import DVC_METRICS_WIDTH, run_in, tiny_params
@@ -39,6 +40,51 @@ def test_report_reads_one_file_per_seed_and_variant(tmp_path):
     assert [f.name for f in files["full"]] == ["seed0.json", "seed1.json"]
 
 
+def test_curve_points_are_evenly_spaced_and_end_at_the_last_step():
+    assert curve_steps(100, 4) == [25, 50, 75, 100]
+    assert curve_steps(100, 1) == [100]
+    assert curve_steps(3, 5) == [1, 2, 3]
+
+
+def test_a_learning_curve_trains_the_full_variant_instead_of_reusing_it():
+    params = tiny_params({"ablation": {"steps": 6}})  # = train_inpainter.steps
+    assert reuses_main_inpainter(params, "full", 0)
+    assert not reuses_main_inpainter(tiny_params({"ablation": {"steps": 6, "curve_points": 3}}), "full", 0)
+
+
+def test_curve_evaluations_do_not_change_training(tmp_path, prepared_data, mlflow_uri):
+    """The hook evaluates copies at steps 2 and 4 with a scorer that draws random numbers: the losses and the
+    weights equal those of a run without it, and the CSV holds a row per point."""
+    import torch
+
+    from fashion_edit.layout import TrainPaths
+    from fashion_edit.training.distributed import DistContext
+    from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
+    from fashion_edit.training.runner import train
+
+    ctx = DistContext(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
+    params = tiny_params({"train_inpainter": {"steps": 5}})
+
+    def paths(name: str) -> TrainPaths:
+        return TrainPaths(prepared=prepared_data, checkpoints=tmp_path / name / "ck", artifacts=tmp_path / name / "a",
+                          reports=tmp_path / name / "r", repo_root=tmp_path / name)
+
+    def noisy_score(network: torch.nn.Module) -> dict[str, float]:
+        network.eval()  # a copy: the network being trained stays in training mode
+        return {"fid": float(torch.rand(())), "kid": float(torch.randn(())), "psnr_hole": 1.0,
+                "seg_consistency_miou": 0.5}
+
+    plain = train(params, INPAINTER_SPEC, paths("plain"), ctx)
+    curve_file = tmp_path / "curve.csv"
+    curved = train(params, INPAINTER_SPEC, paths("curved"), ctx, hooks=[LearningCurveHook([2, 4], noisy_score,
+                                                                                              curve_file)])
+    assert curved.history.rows == plain.history.rows
+    for a, b in zip(plain.generator.state_dict().values(), curved.generator.state_dict().values()):
+        assert torch.equal(a, b)
+    rows = read_curve(curve_file)
+    assert [row["step"] for row in rows] == [2.0, 4.0] and rows[1]["train_seconds"] > rows[0]["train_seconds"] > 0
+
+
 @pytest.mark.slow
 def test_two_variants_run_end_to_end_and_only_the_edited_one_reruns(tmp_path, monkeypatch):
     from tests.conftest import copy_repo
@@ -58,6 +104,10 @@ def test_two_variants_run_end_to_end_and_only_the_edited_one_reruns(tmp_path, mo
     assert metrics["steps"] == 2 and metrics["fid"] > 0 and 0 <= metrics["seg_consistency_miou"] <= 1
     assert math.isfinite(metrics["kid"]) and metrics["kid_std"] >= 0
     assert (repo / "reports" / "figures" / "ablations.png").stat().st_size > 1000
+    assert (repo / "reports" / "figures" / "ablation_curves.png").stat().st_size > 1000
+    assert metrics["g_gflops"] > 0 and "## Published claims" in table
+    curve = read_curve(repo / "reports" / "ablations" / "no_gan" / "seed0_curve.csv")
+    assert [row["step"] for row in curve] == [2.0] and curve[0]["fid"] == pytest.approx(metrics["fid"])
     # one headline file per variant (the evaluation's short keys), and the default metrics view stays narrow
     headline = json.loads((repo / ABLATION_HEADLINES / "no_gan.json").read_text())
     assert list(headline) == list(HEADLINE_METRICS) and headline["fid"] == metrics["fid"]

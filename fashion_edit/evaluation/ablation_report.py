@@ -1,4 +1,4 @@
-"""Gather the ablation variants' metrics into a markdown table and a bar plot.
+"""Gather the ablation variants' metrics into a markdown table, the claims' verdicts and two plots.
 
 Input: ``{variant: [metrics of seed 0, metrics of seed 1, ...]}`` where each metrics dict is
 what the ablation stage writes (evaluation metrics plus parameter counts and wall time).
@@ -6,7 +6,9 @@ With more than one seed a cell shows ``mean ± std`` (sample std, ddof=1) so a r
 a real difference from seed noise. Besides the table and the plot: a detail JSON (mean/std/n of
 every column per variant) and one headline file per variant (``<variant>.json``: the means over
 seeds of the headline metrics, the keys of the evaluation's headline files, see
-``fashion_edit.evaluation.headline``).
+``fashion_edit.evaluation.headline``). The published claims are judged by ``claims.py``'s rule; the
+learning curves of every variant share one figure, FID and KID against training seconds (one point per
+run with ``ablation.curve_points: 1``: quality against cost).
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fashion_edit.evaluation.claims import judge_all, verdict_table
 from fashion_edit.evaluation.headline import HEADLINE_METRICS, write_headline
 
 # metric key -> (column header, True when higher is better); order = table order
@@ -30,8 +33,11 @@ COLUMNS: dict[str, tuple[str, bool]] = {
     "st_lpips": ("ST-LPIPS ↓", False),
     "g_params": ("G params", False),
     "d_params": ("D params", False),
+    "g_gflops": ("G GFLOP/img", False),
     "train_seconds": ("train s", False),
 }
+COST_COLUMNS = ("g_params", "d_params", "g_gflops", "train_seconds")  # costs: not bolded as "best"
+CURVE_PANELS = (("fid", "FID ↓"), ("kid", "KID ↓"))
 PLOTTED = ("fid", "seg_consistency_miou", "psnr_hole", "st_lpips")
 
 
@@ -62,7 +68,7 @@ def _format_cell(mean: float, std: float, count: int, key: str) -> str:
     if key.endswith("params"):
         return f"{mean / 1e6:.2f} M"
     digits = 0 if key == "train_seconds" else (1 if key == "fid" or key.startswith("psnr") else
-                                               4 if key == "kid" else 3)
+                                               4 if key == "kid" else 2 if key == "g_gflops" else 3)
     cell = f"{mean:.{digits}f}"
     return f"{cell} ± {std:.{digits}f}" if count > 1 else cell
 
@@ -73,7 +79,7 @@ def markdown_table(metrics: Mapping[str, Sequence[Mapping[str, float]]]) -> str:
     for key, (_, higher) in COLUMNS.items():
         means = [summarize(runs, key)[0] for runs in metrics.values()]
         finite = [m for m in means if not math.isnan(m)]
-        if finite and not key.endswith("params") and key != "train_seconds":
+        if finite and key not in COST_COLUMNS:
             best[key] = max(finite) if higher else min(finite)
     header = "| variant | seeds | " + " | ".join(h for h, _ in COLUMNS.values()) + " |"
     rule = "|---|---|" + "---|" * len(COLUMNS)
@@ -111,6 +117,30 @@ def bar_plot(metrics: Mapping[str, Sequence[Mapping[str, float]]], out_png: Path
     plt.close(fig)
 
 
+def curves_plot(curves: Mapping[str, Sequence[Sequence[Mapping[str, float]]]], out_png: Path) -> None:
+    """FID and KID against training seconds, one line per variant (mean over seeds at each step)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(6 * len(CURVE_PANELS), 4.5))
+    for axis, (key, title) in zip(np.atleast_1d(axes), CURVE_PANELS):
+        for variant, seeds in curves.items():
+            steps = sorted({row["step"] for rows in seeds for row in rows})
+            at = [[row for rows in seeds for row in rows if row["step"] == step] for step in steps]
+            seconds = [float(np.mean([r["train_seconds"] for r in rows])) for rows in at]
+            values = [float(np.mean([r[key] for r in rows])) for rows in at]
+            axis.plot(seconds, values, marker="o", label=variant, linewidth=2.5 if variant == "full" else 1.2)
+        axis.set_xlabel("training seconds (mean over seeds)")
+        axis.set_title(title)
+    np.atleast_1d(axes)[-1].legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+
+
 def write_headlines(metrics: Mapping[str, Sequence[Mapping[str, float]]], folder: Path) -> None:
     """``<folder>/<variant>.json``: the mean over seeds of each headline metric the variant reports."""
     for variant, runs in metrics.items():
@@ -119,13 +149,20 @@ def write_headlines(metrics: Mapping[str, Sequence[Mapping[str, float]]], folder
 
 
 def build_report(metrics: Mapping[str, Sequence[Mapping[str, float]]], out_md: Path, out_png: Path,
-                 out_json: Path | None = None, headlines: Path | None = None) -> str:
-    """Write the markdown report (table + plot link), the PNG and optionally a summary JSON and the
-    per-variant headline files (in the folder ``headlines``)."""
+                 out_json: Path | None = None, headlines: Path | None = None, z: float = 2.0,
+                 curves: Mapping[str, Sequence[Sequence[Mapping[str, float]]]] | None = None,
+                 curves_png: Path | None = None) -> str:
+    """Write the markdown report (table, verdicts, plot links), the PNGs and optionally a summary JSON and
+    the per-variant headline files (in the folder ``headlines``)."""
     if not metrics:
         raise ValueError("no ablation variants to report: the params.yaml `ablations` mapping is empty")
     table = markdown_table(metrics)
     bar_plot(metrics, out_png)
+    verdicts = judge_all(metrics, z)
+    figures = f"![ablation metrics]({out_png.name})\n"
+    if curves_png is not None and curves:  # with one point per run: quality against training cost
+        curves_plot(curves, curves_png)
+        figures += f"\n![learning curves]({curves_png.name})\n"
     seeds = max(len(runs) for runs in metrics.values())
     note = ("Cells show mean ± sample std over seeds." if seeds > 1
             else "One seed per variant: differences smaller than seed noise cannot be told apart "
@@ -133,13 +170,16 @@ def build_report(metrics: Mapping[str, Sequence[Mapping[str, float]]], out_md: P
     steps = sorted({int(run["steps"]) for runs in metrics.values() for run in runs if "steps" in run})
     if steps:  # the training length decides how far the differences can be read
         note = f"Inpainter trained {'/'.join(map(str, steps))} steps per run. {note}"
-    text = (f"# Ablation study\n\n{note} Bold = best value in the column.\n\n{table}\n\n"
-            f"![ablation metrics]({out_png.name})\n")
+    text = (f"# Ablation study\n\n{note} Bold = best value in the column; GFLOP: one generator forward per image "
+            f"at the training resolution.\n\n{table}\n\n{figures}\n## Published claims\n\n"
+            f"{verdict_table(verdicts, z)}\n")
     out_md.parent.mkdir(parents=True, exist_ok=True)
     out_md.write_text(text)
     if out_json is not None:
-        summary = {v: {k: dict(zip(("mean", "std", "n"), summarize(runs, k))) for k in COLUMNS}
-                   for v, runs in metrics.items()}
+        summary = {"variants": {v: {k: dict(zip(("mean", "std", "n"), summarize(runs, k))) for k in COLUMNS}
+                                for v, runs in metrics.items()},
+                   "claims": [{"claim": v.claim.text, "source": v.claim.source, "published": v.claim.published,
+                               "gap": v.difference, "se": v.standard_error, "verdict": v.verdict} for v in verdicts]}
         out_json.parent.mkdir(parents=True, exist_ok=True)
         out_json.write_text(json.dumps(summary, indent=2, allow_nan=True))
     if headlines is not None:

@@ -66,6 +66,7 @@ class LoopState:
     images_per_s: float = 0.0
     train_seconds: float = 0.0   # time spent in steps so far, summed over resumed runs (checkpointed)
     extra: dict[str, Any] = field(default_factory=dict)
+    exported: torch.nn.Module | None = None  # what the stage exports (the weight average if any): hooks may copy it
 
 
 class Hook:

@@ -37,7 +37,6 @@ from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.store import open_split
 from fashion_edit.layout import TrainPaths
 from fashion_edit.tracking.runs import NullRun, mark_run_killed, params_hash, stage_run
-from fashion_edit.weights import architecture_of, save_network
 from fashion_edit.training.checkpoints import (CHECKPOINT_FILE, apply_checkpoint, checkpoint_misfit,
                                                load_matching_checkpoint, remove_stale_temporaries, save_checkpoint)
 from fashion_edit.training.curves import LossHistory, plot_png, write_csv
@@ -46,6 +45,7 @@ from fashion_edit.training.ema import GeneratorEma
 from fashion_edit.training.hooks import CheckpointHook, ProgressHook, TrackingHook
 from fashion_edit.training.loop import GanTask, Hook, LoopSchedule, LoopState, batch_stream, run_gan_loop, to_device
 from fashion_edit.visualize import save_png
+from fashion_edit.weights import architecture_of, save_network
 
 log = logging.getLogger(__name__)
 
@@ -280,9 +280,10 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
     task = spec.task(params, g_train, discriminator, d_train)
     dataset = EditingDataset(open_split(paths.prepared / "train"), params.masks, seed=t.seed, fixed_masks=False)
     batches = batch_stream(dataset, t.batch_size, t.seed, start_step, ctx, t.num_workers)
+    exported = ema.module if ema is not None else generator  # what later stages evaluate and ship
     loop_state = LoopState(step=start_step, total_steps=t.steps, history=history,
                            last_checkpoint_step=start_step if state is not None else None,
-                           train_seconds=train_seconds)
+                           train_seconds=train_seconds, exported=exported)
     hooks = [ProgressHook(spec.stage, t.log_every), TrackingHook(run, t.log_every),
              CheckpointHook(save, t.checkpoint_every, checkpoint_path), *extra_hooks]
     schedule = LoopSchedule(steps=t.steps, sample_every=t.sample_every, log_every=t.log_every,
@@ -291,7 +292,6 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
 
     if not all(ranks_in_sync(m, ctx) for m in (generator, discriminator) if m is not None):
         raise RuntimeError(f"{spec.stage}: parameters differ between ranks after training (DDP out of sync)")
-    exported = ema.module if ema is not None else generator  # what later stages evaluate and ship
     if ctx.is_main:  # the checkpoint hook has saved the final step
         _write_outputs(params, spec, paths, ctx, task, exported, loop_state, identity, run, t, speed.channels_last)
     return TrainOutcome(steps=loop_state.step, resumed_from=start_step if state is not None else None,
