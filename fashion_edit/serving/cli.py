@@ -24,6 +24,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -107,30 +108,70 @@ def _require_sqlite_store(uri: str) -> None:
                                "(`dvc repro`), pass --tracking-uri, or use --checkpoint artifacts/editor")
 
 
-def registered_editor(model_uri: str, uri: str) -> EditFunction:
-    """The pyfunc at ``model_uri`` as an edit function; EditorModelError if it cannot be loaded."""
-    from mlflow.exceptions import MlflowException
+@dataclass(frozen=True)
+class LoadedEditor:
+    """An editor and what it is: the registered model version (name, version, alias, eval metrics from its
+    tags) or the folder it was loaded from. ``edit`` and ``serve`` load it the same way."""
 
-    from fashion_edit.serving.pyfunc import load_registered_model
+    editor: Editor
+    source: str
+    name: str | None = None
+    version: str | None = None
+    alias: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if self.version is None:
+            return f"editor from {self.source}"
+        alias = f" @{self.alias}" if self.alias else ""
+        return f"{self.name} v{self.version}{alias} ({self.source})"
+
+
+def _check_tracking_store(uri: str) -> None:
+    """Fail fast with the fix when the store cannot hold the model: a missing SQLite file, a server that does not
+    answer (MLflow's client would retry for minutes)."""
+    from fashion_edit.tracking.runs import TrackingError, probe_tracking_server
 
     _require_sqlite_store(uri)
     try:
+        probe_tracking_server(uri)
+    except TrackingError as exc:
+        raise EditorModelError(f"{exc} Or use --checkpoint artifacts/editor.") from None
+
+
+def registered_editor(model_uri: str, uri: str) -> LoadedEditor:
+    """The editor inside the pyfunc at ``model_uri`` and its version; EditorModelError if it cannot be loaded."""
+    from mlflow.exceptions import MlflowException
+
+    from fashion_edit.serving.pyfunc import load_registered_model, registered_version
+    from fashion_edit.tracking.registry import version_metrics
+
+    _check_tracking_store(uri)
+    try:
+        version = registered_version(model_uri, uri)
         model = load_registered_model(model_uri, uri)
     except (MlflowException, OSError) as exc:
         message = getattr(exc, "message", str(exc))
         raise EditorModelError(f"cannot load model {model_uri} from {uri}: {message}. Register one with "
-                               "`dvc repro register`, or pass --checkpoint artifacts/editor") from None
+                               "`make run` (or `dvc repro register`), or pass --checkpoint artifacts/editor") from None
+    editor = model.unwrap_python_model().editor
+    if version is None:  # an artifact URI, not a registry name
+        return LoadedEditor(editor, model_uri)
+    alias = model_uri.rpartition("@")[2] if "@" in model_uri else None
+    return LoadedEditor(editor, f"{model_uri} in {uri}", version.name, str(version.version), alias,
+                        version_metrics(version))
 
-    def edit(*, seed: int, **inputs: Any) -> np.ndarray:
-        return model.predict({k: v for k, v in inputs.items() if v is not None}, params={"seed": seed})
 
-    return edit
+def load_editor(model: str | None, checkpoint: Path | None, tracking_uri_arg: str | None,
+                params: Path) -> LoadedEditor:
+    """The editor of ``--checkpoint`` or ``--model`` (default :data:`DEFAULT_MODEL`), as ``edit`` and ``serve`` take it."""
+    if checkpoint is not None:
+        return LoadedEditor(Editor.load(checkpoint), str(checkpoint))
+    return registered_editor(model or DEFAULT_MODEL, tracking_uri(tracking_uri_arg, params))
 
 
 def load_edit_function(args: argparse.Namespace) -> EditFunction:
-    if args.checkpoint is not None:
-        return Editor.load(args.checkpoint).edit
-    return registered_editor(args.model or DEFAULT_MODEL, tracking_uri(args.tracking_uri, args.params))
+    return load_editor(args.model, args.checkpoint, args.tracking_uri, args.params).editor.edit
 
 
 def write_image(picture: np.ndarray, path: Path) -> None:
