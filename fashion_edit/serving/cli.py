@@ -6,6 +6,7 @@ with the registry's champion.
     fashion-edit compare [--model editor] [--params params.yaml] [--tracking-uri URI]
     python -m fashion_edit.serving.cli edit ...            # the same without the console script
     fashion-edit ui [--port 5000]                  # MLflow UI of the pipeline's runs (`make ui`)
+    fashion-edit serve [--port 8050] [--model URI | --checkpoint DIR]   # the editing web page (`make edit`)
 
 Mask: white (>= 128) = the region to repaint. Sketch: light lines on dark. Colour: strokes on black,
 or on a transparent RGBA canvas. All inputs must have the image's size (``fashion_edit.serving.editor``).
@@ -34,7 +35,7 @@ import numpy as np
 from fashion_edit.config import MlflowParams, load_params
 from fashion_edit.errors import FashionEditError
 from fashion_edit.evaluation.headline import numeric_metrics
-from fashion_edit.layout import EVALUATE_DETAIL
+from fashion_edit.layout import EVALUATE_DETAIL, PREPARED
 from fashion_edit.serving.editor import EditInputError, Editor, EditorModelError
 from fashion_edit.tracking.runs import UI_ENV, experiment_runs_url, resolve_tracking_uri, ui_server_command
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:  # mlflow takes seconds to import: only `compare` loads it
     from fashion_edit.tracking.registry import Decision
 
 DEFAULT_MODEL = "models:/editor@champion"
+DEFAULT_SERVE_PORT = 8050
 SUPPORTED_OUTPUTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 EditFunction = Callable[..., np.ndarray]
 COMPARE_HEADER = ("metric", "this run", "champion", "Δ", "z·σ", "verdict")
@@ -63,12 +65,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     edit.add_argument("--sketch", type=Path, help="sketch lines inside the hole (light on dark)")
     edit.add_argument("--colour", "--color", dest="colour", type=Path, help="colour strokes inside the hole")
     edit.add_argument("--out", type=Path, required=True, help="where to write the edited image")
-    source = edit.add_mutually_exclusive_group()
-    source.add_argument("--model", default=None, help=f"MLflow model URI (default {DEFAULT_MODEL})")
-    source.add_argument("--checkpoint", type=Path, help="editor folder written by the register stage")
-    edit.add_argument("--tracking-uri", help="MLflow tracking URI for --model (default: see above)")
-    edit.add_argument("--params", type=Path, default=Path("params.yaml"),
-                      help="params file naming the tracking store, if present (default params.yaml)")
+    add_model_options(edit)
     edit.add_argument("--seed", type=int, default=0, help="seed of the noise inside the hole (default 0)")
     compare = commands.add_parser("compare", help="this run's headline metrics against the registry's champion",
                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -77,11 +74,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     compare.add_argument("--params", type=Path, default=Path("params.yaml"),
                          help="params file of the run (default params.yaml; its folder holds reports/)")
     compare.add_argument("--tracking-uri", help="MLflow tracking URI (default: as the pipeline's stages resolve it)")
+    serve = commands.add_parser("serve", help="a local web page to edit photos with the model (127.0.0.1)",
+                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("--port", type=int, default=DEFAULT_SERVE_PORT,
+                       help=f"port on 127.0.0.1 (default {DEFAULT_SERVE_PORT})")
+    add_model_options(serve)
+    serve.add_argument("--data", type=Path, default=PREPARED,
+                       help=f"prepared data whose test split gives example photos (default {PREPARED})")
     ui = commands.add_parser("ui", help="the MLflow UI of the pipeline's runs and models (one light worker)")
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file naming the tracking store")
     return parser.parse_args(argv)
+
+
+def add_model_options(command: argparse.ArgumentParser) -> None:
+    """--model / --checkpoint and where --model is looked up: the same for ``edit`` and ``serve``."""
+    source = command.add_mutually_exclusive_group()
+    source.add_argument("--model", default=None, help=f"MLflow model URI (default {DEFAULT_MODEL})")
+    source.add_argument("--checkpoint", type=Path, help="editor folder written by the register stage")
+    command.add_argument("--tracking-uri", help="MLflow tracking URI for --model (default: see above)")
+    command.add_argument("--params", type=Path, default=Path("params.yaml"),
+                         help="params file naming the tracking store, if present (default params.yaml)")
 
 
 def tracking_uri(explicit: str | None, params_path: Path) -> str:
@@ -252,6 +266,21 @@ def run_compare(args: argparse.Namespace) -> str:
     return "\n".join([title, *comparison_table(decision), f"gate: {verdict}: {decision.rule}"])
 
 
+# ----------------------------------------------------------------------------- serve
+def run_serve(args: argparse.Namespace) -> None:
+    """Load the model (or say why not, and serve the page anyway: it says how to get one), then serve the page."""
+    from fashion_edit.serving.webapp import EditorService, Examples, serve
+
+    service = EditorService(lambda: load_editor(args.model, args.checkpoint, args.tracking_uri, args.params))
+    examples = Examples.read(args.data)
+    served = service.loaded.describe() if service.loaded else f"no model: {service.error}"
+    print(f"fashion-edit serve: {served}", flush=True)
+    if examples.note:
+        print(f"fashion-edit serve: {examples.note}", flush=True)
+    print(f"fashion-edit serve: http://127.0.0.1:{args.port}/  (Ctrl-C stops it)", flush=True)
+    serve(service, examples, args.port)
+
+
 # ----------------------------------------------------------------------------- ui
 def run_ui(args: argparse.Namespace) -> None:
     """Print the link to the experiment's runs, then become the MLflow server (Ctrl-C stops it)."""
@@ -267,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "ui":
             run_ui(args)  # does not return
+        if args.command == "serve":
+            run_serve(args)  # until Ctrl-C
+            return 0
         print(run_compare(args) if args.command == "compare" else run_edit(args))
     except FashionEditError as exc:
         print(f"fashion-edit: error: {exc}", file=sys.stderr)

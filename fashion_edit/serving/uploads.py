@@ -110,9 +110,9 @@ def _scaled(picture: np.ndarray, name: str, original: tuple[int, int], size: tup
 
 
 def png_bytes(picture: np.ndarray) -> bytes:
-    """An RGB (or grey) uint8 array as PNG bytes."""
+    """An RGB, RGBA or grey uint8 array as PNG bytes."""
     if picture.ndim == 3:
-        picture = cv2.cvtColor(picture, cv2.COLOR_RGB2BGR)
+        picture = cv2.cvtColor(picture, cv2.COLOR_RGBA2BGRA if picture.shape[2] == 4 else cv2.COLOR_RGB2BGR)
     ok, encoded = cv2.imencode(".png", picture)
     if not ok:
         raise EditInputError(f"could not encode a {picture.shape} picture as PNG")
