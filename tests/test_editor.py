@@ -18,7 +18,8 @@ from fashion_edit.serving import cli
 from fashion_edit.serving.editor import EditInputError, Editor, EditorModelError, EditorNetworks
 from fashion_edit.serving.pyfunc import load_registered_model, save_editor_model
 from fashion_edit.training.segmenter import build_segmenter, segmenter_architecture
-from tests.conftest import REPO_ROOT, open_residual_heads, repo_env, tiny_params
+from tests.conftest import (REPO_ROOT, free_port, open_residual_heads, repo_env, server_output, start_server,
+                            stop_server, tiny_params, wait_for_http)
 
 SIZE = (64, 64)
 SAVED_BEFORE_REGROUP = REPO_ROOT / "tests" / "fixtures" / "editor_before_regroup"
@@ -261,6 +262,56 @@ def test_a_picture_announcing_too_many_pixels_is_refused_before_decoding(pyfunc)
     encoded = base64.b64encode(buffer.getvalue()).decode()
     status, answer = serve(pyfunc, {"inputs": {"image": encoded, "mask": encoded}})
     assert status == 400 and "9000x9000 pixels is more than" in answer["message"]
+
+
+def test_the_readme_rest_example_edits_through_a_real_mlflow_models_serve(editor: Editor, bundle: Path,
+                                                                         tmp_path: Path):
+    """README's `mlflow models serve` and request lines, run as written (only the port is a free one) in a
+    folder holding in.png and hole.png, against a registry whose editor@champion is this editor."""
+    import urllib.error
+    import urllib.request
+
+    from mlflow import MlflowClient
+
+    from fashion_edit.tracking.registry import promote, register_version
+    from tests.test_documented_commands import REST_REQUEST, REST_SERVER, documented_commands
+
+    assert REST_SERVER in documented_commands() and all(line in documented_commands() for line in REST_REQUEST)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    run = client.create_run(client.create_experiment("rest", artifact_location=(tmp_path / "a").as_uri()))
+    client.log_artifacts(run.info.run_id, str(save_editor_model(bundle, tmp_path / "model")), "editor")
+    promote(client, "editor", register_version(client, "editor", f"runs:/{run.info.run_id}/editor", metrics={},
+                                               identity={}).version)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    image, mask = photo(), hole()
+    write_png(work / "in.png", image), write_png(work / "hole.png", mask)
+    port = str(free_port())
+    env = repo_env({"MLFLOW_TRACKING_URI": uri})
+    server = start_server(["bash", "-c", "exec " + REST_SERVER.removesuffix("&").replace("5001", port)], cwd=work,
+                          env=env)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/ping", server, timeout=240)
+        for line in REST_REQUEST:
+            done = subprocess.run(["bash", "-c", line.replace("5001", port)], cwd=work, env=env, capture_output=True,
+                                  text=True, timeout=120)
+            assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        assert np.array_equal(cv2.cvtColor(cv2.imread(str(work / "edited.png")), cv2.COLOR_BGR2RGB),
+                              editor.edit(image, mask, seed=0))
+        probe = json.dumps({"inputs": {"image": base64_png(image), "mask": "/etc/passwd"}}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", probe,
+                                         {"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=60)
+        answer = json.loads(refused.value.read())
+        assert refused.value.code == 400 and answer["message"].startswith("mask: not valid base64")
+        assert "file paths are not accepted" in answer["message"] and "passwd" not in answer["message"]
+    finally:
+        output = server_output(server)
+        stop_server(server)
+    assert "Traceback" not in output, output
 
 
 # ----------------------------------------------------------------------------- command line
