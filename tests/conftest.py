@@ -337,16 +337,21 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 
-@pytest.fixture
-def browser(tmp_path: Path):
-    """Headless Chromium (Debian's ``chromium`` + ``chromium-driver``) through selenium, downloads to
-    ``tmp_path/downloads``. Skipped when the browser is absent, except in CI (CI=true), where that fails."""
+def require_chromium() -> None:
+    """Skip when Debian's chromium / chromium-driver are absent, except in CI (CI=true), where that fails."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         message = ("headless Chromium is not installed: apt-get install -y chromium chromium-driver "
                    "(.ci/run installs it)")
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(message)
         pytest.skip(message)
+
+
+@pytest.fixture
+def browser(tmp_path: Path):
+    """Headless Chromium (Debian's ``chromium`` + ``chromium-driver``) through selenium, downloads to
+    ``tmp_path/downloads``. Skipped when the browser is absent, except in CI (CI=true), where that fails."""
+    require_chromium()
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

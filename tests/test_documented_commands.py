@@ -79,6 +79,7 @@ _REST = "run as written against a real `mlflow models serve` by tests/test_edito
 NOT_RUN_HERE = {
     "make test": "this is the test suite itself",
     MAKE_EDIT: _PAGE,
+    ".venv/bin/python -m bench.bench_serve": "a benchmark; tests/test_webapp.py runs it with one repeat",
     SERVE_PAGE: _PAGE,
     REST_SERVER: _REST,
     **{line: _REST for line in REST_REQUEST},

@@ -241,7 +241,7 @@ def test_pyfunc_never_reads_a_server_path_and_says_so_alike_for_files_that_exist
 
 
 def test_a_huge_photo_is_downscaled_with_a_notice(pyfunc):
-    from fashion_edit.serving.uploads import MAX_SIDE
+    from fashion_edit.serving.pyfunc import MAX_SIDE
 
     height, width = MAX_SIDE + 952, 1500
     image = np.full((height, width, 3), 90, np.uint8)

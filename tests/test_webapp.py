@@ -15,10 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from fashion_edit.serving import cli
-from fashion_edit.serving.uploads import MAX_SIDE
+from fashion_edit.serving.pyfunc import MAX_SIDE
 from fashion_edit.serving.webapp import EditorService, Examples, create_app
-from tests.conftest import (REPO_ROOT, free_port, repo_env, server_output, start_server, stop_server,
-                            tracking_server_stub, wait_for_http)
+from tests.conftest import (REPO_ROOT, free_port, repo_env, require_chromium, server_output, start_server,
+                            stop_server, tracking_server_stub, wait_for_http)
 
 SCREENSHOTS = REPO_ROOT / "reports" / "ui"
 
@@ -340,3 +340,14 @@ def save_screenshot(driver, path: Path) -> None:
     driver.save_screenshot(str(path))
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(path, SCREENSHOTS / path.name)
+
+
+def test_the_serve_benchmark_times_the_page_in_chromium(editor_bundle: Path, capsys):
+    """bench.bench_serve runs (one repeat): the CPU line and the three timings."""
+    from bench.bench_serve import main
+
+    require_chromium()
+    main(["--checkpoint", str(editor_bundle), "--repeats", "1", "--size", "96"])
+    printed = capsys.readouterr().out
+    assert "cpu capability" in printed and "button -> displayed result (Chromium)" in printed
+    assert "POST /api/edit" in printed and "networks (server's Editor.run)" in printed

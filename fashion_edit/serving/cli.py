@@ -14,6 +14,9 @@ The model is the MLflow registry's ``editor@champion`` by default (tracking URI:
 else params ``mlflow.tracking_uri`` / ``$MLFLOW_TRACKING_URI`` / ``sqlite:///mlflow.db`` next to
 ``--params``), or an editor folder written by the ``register`` stage (``--checkpoint artifacts/editor``).
 
+``serve`` starts the editing web page on 127.0.0.1 (``fashion_edit.serving.webapp``) over the model that ``edit``
+would load, and keeps serving when there is none (the page says how to get one).
+
 ``compare`` prints each headline metric of this checkout's evaluation (``reports/evaluate.json``,
 the numbers behind ``reports/metrics/evaluate/model.json``, with their standard errors) beside the
 champion's version tags: the difference, the noise z·σ and the promotion gate's verdict

@@ -12,7 +12,7 @@ from the command line. This module is the JSON API behind it (FastAPI, served by
     POST /api/edit            {image, mask, sketch?, colour?, seed} -> {image, parsing, hole, notice, ...}
 
 A bad request is HTTP 400 with ``{"error": ...}``; no model is HTTP 503 saying how to get one; the
-server keeps serving either way. Pictures are decoded by :mod:`fashion_edit.serving.uploads` (bytes
+server keeps serving either way. Pictures are decoded by :mod:`fashion_edit.serving.pyfunc` (bytes
 only, size caps). Edits run one at a time: the networks use every core already.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ from fashion_edit.data.letterbox import Letterbox
 from fashion_edit.data.store import StoreError, open_split
 from fashion_edit.errors import FashionEditError
 from fashion_edit.serving.editor import EditInputError, EditInputs, EditResult
-from fashion_edit.serving.uploads import MAX_SIDE, downscaled, png_bytes, request_picture
+from fashion_edit.serving.pyfunc import MAX_SIDE, downscaled, png_bytes, request_picture
 from fashion_edit.visualize import colourise_parsing
 
 STATIC = files("fashion_edit.serving") / "static"
