@@ -221,6 +221,11 @@ def test_a_bad_rest_request_is_a_client_error_with_the_message_and_no_stack_trac
     assert "stack_trace" not in answer
 
 
+def test_a_rest_request_without_a_hole_is_a_400_saying_so(pyfunc):
+    status, answer = serve(pyfunc, {"inputs": {"image": base64_png(photo()), "mask": base64_png(hole() * 0)}})
+    assert status == 400 and answer["message"] == "mask has no hole: paint the region to edit white (>= 128) on black"
+
+
 @pytest.mark.parametrize("mask, message", [
     (7, r"mask: got int; send base64-encoded PNG/JPEG text or an array"),
     ([[0, 255], [255]], r"mask \(nested lists\): rows of unequal length"),

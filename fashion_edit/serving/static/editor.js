@@ -6,6 +6,7 @@
 const PALETTE = ["#c0303a", "#e07a1f", "#e8c83a", "#3a9a4a", "#2a6fdb", "#6a3ab0", "#f2f2f2", "#202020", "#8a5a3a"];
 const LIVE_LIMIT_MS = 1000;   // live re-edit after each stroke only while a round trip takes less
 const UNDO_DEPTH = 20;
+const UNDO_BYTES = 256 * 1024 * 1024;  // fewer undo steps for big photos: each keeps three full-size layers
 const VARIATIONS = 4;
 const STAGE_PX = 448;         // the side of the drawing and result areas (editor.css .stage)
 const TINT = { erase: "rgba(255, 0, 255, 0.5)", sketch: "#1030ff" };
@@ -21,6 +22,13 @@ function canvasOf(width, height) {
   canvas.width = width;
   canvas.height = height;
   return canvas;
+}
+
+// a drawing layer: read back for undo and the hole check, so kept in memory the CPU reads fast
+function layerOf(width, height) {
+  const layer = canvasOf(width, height);
+  layer.getContext("2d", { willReadFrequently: true });
+  return layer;
 }
 
 function showMessage(text, isError) {
@@ -85,7 +93,7 @@ function usePhoto(img, name) {
   const height = Math.max(1, Math.round(img.naturalHeight * scale));
   state.photo = canvasOf(width, height);
   state.photo.getContext("2d").drawImage(img, 0, 0, width, height);
-  state.layers = { erase: canvasOf(width, height), sketch: canvasOf(width, height), colour: canvasOf(width, height) };
+  state.layers = { erase: layerOf(width, height), sketch: layerOf(width, height), colour: layerOf(width, height) };
   state.undo = [];
   const canvas = $("canvas");
   canvas.width = width;
@@ -164,7 +172,9 @@ function snapshot() {
     copy[name] = layer.getContext("2d").getImageData(0, 0, layer.width, layer.height);
   }
   state.undo.push(copy);
-  if (state.undo.length > UNDO_DEPTH) state.undo.shift();
+  const bytesPerStep = 3 * 4 * state.photo.width * state.photo.height;
+  const depth = Math.max(1, Math.min(UNDO_DEPTH, Math.floor(UNDO_BYTES / bytesPerStep)));
+  while (state.undo.length > depth) state.undo.shift();
 }
 
 function restore(copy) {
