@@ -24,7 +24,6 @@ import urllib.request
 from pathlib import Path
 
 import cv2
-import numpy as np
 import torch
 
 from bench.bench_edit import random_editor, request
