@@ -270,10 +270,11 @@ def test_the_page_edits_inside_the_hole_and_its_downloads_replay_on_the_command_
     wait_until(browser, lambda d: d.find_element(By.ID, "result").get_attribute("data-seed") == "7",
                what="the edit")
     assert message(browser) == ""
+    save_screenshot(browser, tmp_path / "editor_result.png")
     browser.find_element(By.ID, "show-hole").click()
     browser.find_element(By.ID, "show-parsing").click()
     assert browser.find_element(By.ID, "parsing-overlay").is_displayed()
-    save_screenshot(browser, tmp_path / "editor.png")
+    save_screenshot(browser, tmp_path / "editor_overlays.png")
 
     files = downloaded(browser, ["result", "image", "mask", "sketch", "colour"])
     image, result = read_rgb(files["image"]), read_rgb(files["result"])
