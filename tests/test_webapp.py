@@ -191,6 +191,17 @@ def test_serve_without_a_model_starts_and_says_how_to_get_one(tmp_path: Path):
     assert "no example photos" in output and f"http://127.0.0.1:{port}/" in output
 
 
+def test_serve_on_a_taken_port_says_which_and_exits_1(editor_bundle: Path, capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = cli.main(["serve", "--port", str(port), "--checkpoint", str(editor_bundle)])
+    assert code == 1 and f"port {port} on 127.0.0.1 is in use" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- the page in Chromium
 @pytest.fixture
 def page_server(editor_bundle: Path, prepared_data: Path):

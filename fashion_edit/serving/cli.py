@@ -272,8 +272,9 @@ def run_compare(args: argparse.Namespace) -> str:
 # ----------------------------------------------------------------------------- serve
 def run_serve(args: argparse.Namespace) -> None:
     """Load the model (or say why not, and serve the page anyway: it says how to get one), then serve the page."""
-    from fashion_edit.serving.webapp import EditorService, Examples, serve
+    from fashion_edit.serving.webapp import EditorService, Examples, check_port_free, serve
 
+    check_port_free(args.port)  # before loading a model for seconds
     service = EditorService(lambda: load_editor(args.model, args.checkpoint, args.tracking_uri, args.params))
     examples = Examples.read(args.data)
     served = service.loaded.describe() if service.loaded else f"no model: {service.error}"

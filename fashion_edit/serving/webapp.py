@@ -215,8 +215,25 @@ def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+class PortInUse(FashionEditError, OSError):
+    """The page's port is taken; says which and what to pass instead."""
+
+
+def check_port_free(port: int, host: str = "127.0.0.1") -> None:
+    """PortInUse naming the port when something listens there (uvicorn would log a bare errno and exit)."""
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortInUse(f"port {port} on {host} is in use ({exc.strerror}): stop what listens there or pass "
+                            f"another --port") from None
+
+
 def serve(service: EditorService, examples: Examples, port: int, host: str = "127.0.0.1") -> None:
     """Run the page until Ctrl-C."""
     import uvicorn
 
+    check_port_free(port, host)
     uvicorn.run(create_app(service, examples), host=host, port=port, log_level="warning")
