@@ -244,28 +244,17 @@ def tracking_server_stub(api_status: int = 404) -> Iterator[str]:
 
 
 # ----------------------------------------------------------------------------- serving: editors, servers, browser
-def tiny_editor(size: tuple[int, int] = (64, 64)) -> "Editor":
-    """A small randomly initialised editor (the tiny params' networks, a narrow segmenter), seeded."""
-    import torch
-
-    from fashion_edit.networks import build_inpainter, build_parser
-    from fashion_edit.serving.editor import Editor, EditorNetworks
-    from fashion_edit.training.segmenter import build_segmenter, segmenter_architecture
-
-    params = tiny_params()
-    torch.manual_seed(0)
-    architecture = segmenter_architecture(params.evaluate.model_copy(update={"segmenter_channels": 8,
-                                                                             "segmenter_res_blocks": 1}))
-    parser, inpainter = build_parser(params), build_inpainter(params)
-    open_residual_heads(parser, inpainter)  # untrained, but every input reaches the output
-    return Editor(EditorNetworks(build_segmenter(architecture), parser, inpainter, architecture, params.parser,
-                                 params.inpainter), size)
+# a tiny editor (64 px, the test params' networks) that an older commit saved; loading it through the public
+# Editor.load keeps these fixtures independent of where the network builders live
+SAVED_EDITOR_BUNDLE = REPO_ROOT / "tests" / "fixtures" / "editor_before_regroup" / "model" / "artifacts" / "bundle"
 
 
 @pytest.fixture(scope="session")
 def editor_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A saved tiny editor (what ``--checkpoint`` takes); read-only."""
-    return tiny_editor().save(tmp_path_factory.mktemp("editor_bundle") / "editor")
+    """A saved tiny editor (what ``--checkpoint`` takes), written by today's ``Editor.save``; read-only."""
+    from fashion_edit.serving.editor import Editor
+
+    return Editor.load(SAVED_EDITOR_BUNDLE).save(tmp_path_factory.mktemp("editor_bundle") / "editor")
 
 
 def free_port() -> int:
