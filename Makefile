@@ -6,8 +6,9 @@ export MLFLOW_DISABLE_TELEMETRY=true
 export DO_NOT_TRACK=true
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 
-.PHONY: run test install ui study
+.PHONY: run test install ui edit study
 UI_PORT ?= 5000
+EDIT_PORT ?= 8050
 
 install: $(VENV)/.installed
 
@@ -26,6 +27,10 @@ test: install
 # MLflow UI on http://127.0.0.1:$(UI_PORT), light (one worker, no job runner); prints the link to the runs
 ui: install
 	$(PY) -m fashion_edit.serving.cli ui --port $(UI_PORT)
+
+# The editing page on http://127.0.0.1:$(EDIT_PORT) over models:/editor@champion (MODEL_ARGS="--checkpoint artifacts/editor")
+edit: install
+	$(PY) -m fashion_edit.serving.cli serve --port $(EDIT_PORT) $(MODEL_ARGS)
 
 # The ablation study (issue 17): every variant, 3 seeds, 4 points of each learning curve, as one DVC
 # experiment (`dvc exp show` lists it); finished variants are cached, a killed one resumes.

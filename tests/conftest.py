@@ -258,3 +258,122 @@ def tracking_server_stub(api_status: int = 404) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# ----------------------------------------------------------------------------- serving: editors, servers, browser
+# a tiny editor (64 px, the test params' networks) that an older commit saved; loading it through the public
+# Editor.load keeps these fixtures independent of where the network builders live
+SAVED_EDITOR_BUNDLE = REPO_ROOT / "tests" / "fixtures" / "editor_before_regroup" / "model" / "artifacts" / "bundle"
+
+
+@pytest.fixture(scope="session")
+def editor_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny editor (what ``--checkpoint`` takes), written by today's ``Editor.save``; read-only."""
+    from fashion_edit.serving.editor import Editor
+
+    return Editor.load(SAVED_EDITOR_BUNDLE).save(tmp_path_factory.mktemp("editor_bundle") / "editor")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    """Poll ``url`` until it answers (any HTTP status); AssertionError with the server's output if it dies or times out."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited {process.returncode}:\n{server_output(process)}")
+        try:
+            urllib.request.urlopen(url, timeout=5).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                output = server_output(process)
+                stop_server(process)
+                raise AssertionError(f"{url} did not answer in {timeout:.0f} s:\n{output}") from None
+            time.sleep(0.3)
+
+
+def start_server(command: list[str], cwd: Path = REPO_ROOT, env: dict[str, str] | None = None,
+                 log: Path | None = None) -> subprocess.Popen:
+    """A server process in its own session, output to ``log`` (a temporary file if None); stop with stop_server."""
+    import tempfile
+
+    handle = open(log, "w+") if log else tempfile.TemporaryFile("w+")
+    process = subprocess.Popen(command, cwd=cwd, env=env or repo_env(), stdout=handle, stderr=subprocess.STDOUT,
+                               start_new_session=True, text=True)
+    process.log = handle  # type: ignore[attr-defined]
+    return process
+
+
+def server_output(process: subprocess.Popen) -> str:
+    """What the server printed so far (the end of it)."""
+    process.log.flush()
+    process.log.seek(0)
+    return process.log.read()[-6000:]
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    """SIGINT to the server's process group (what Ctrl-C does), SIGKILL if it lingers."""
+    import signal
+
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    process.log.close()
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+
+
+def require_chromium() -> None:
+    """Skip when Debian's chromium / chromium-driver are absent, except in CI (CI=true), where that fails."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        message = ("headless Chromium is not installed: apt-get install -y chromium chromium-driver "
+                   "(.ci/run installs it)")
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def browser(tmp_path: Path):
+    """Headless Chromium (Debian's ``chromium`` + ``chromium-driver``) through selenium, downloads to
+    ``tmp_path/downloads``. Skipped when the browser is absent, except in CI (CI=true), where that fails."""
+    require_chromium()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                     "--window-size=1400,1000", "--disable-extensions", "--no-first-run"):
+        options.add_argument(argument)
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
+    # the system chromedriver, named explicitly: selenium-manager must not download anything
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.downloads = downloads
+    try:
+        yield driver
+    finally:
+        driver.quit()

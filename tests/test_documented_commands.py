@@ -53,6 +53,19 @@ COMPARE = ".venv/bin/fashion-edit compare"
 EXP_DIFF = ".venv/bin/dvc exp diff <exp-a> <exp-b>"
 EXP_SHOW_NARROW = (".venv/bin/dvc exp show --only-changed --drop "
                    "'(?!Experiment|reports/metrics/evaluate/model.json:(fid|psnr_hole)|[a-z_]+\\.[a-z_]+$)'")
+# the editing page and the REST example: run by tests/test_webapp.py and tests/test_editor.py (which runs the
+# README's request lines as written against a real `mlflow models serve`)
+MAKE_EDIT = "make edit"
+SERVE_PAGE = ".venv/bin/fashion-edit serve --checkpoint artifacts/editor --port 8050"
+REST_SERVER = ".venv/bin/mlflow models serve -m models:/editor@champion --env-manager local --host 127.0.0.1 --port 5001 &"
+REST_REQUEST = (
+    """printf '{"inputs": {"image": "%s", "mask": "%s"}, "params": {"seed": 0}}' "$(base64 -w0 in.png)" """
+    """"$(base64 -w0 hole.png)" > request.json""",
+    "curl -sS --fail-with-body http://127.0.0.1:5001/invocations -H 'Content-Type: application/json' "
+    "--data @request.json -o answer.json",
+    """.venv/bin/python -c "import base64, json; open('edited.png', 'wb').write(base64.b64decode("""
+    "json.load(open('answer.json'))['predictions'][0]['image']))\"",
+)
 RUN_HERE = (MAKE_RUN, METRICS_SHOW, COMPARE, PLOTS_SHOW, EXP_RUN, EXP_SHOW, EXP_DIFF, EXP_SHOW_NARROW, NETWORKS, EDIT,
             FLOW_RUN, SERVER, API_URL, SERVE, TRIGGER, FLOW_RUNS, RESULT, ABLATIONS_SERVE, ABLATIONS_TRIGGER,
             ABLATIONS_RUN, ABLATIONS_TWO, UI)
@@ -60,8 +73,15 @@ RUN_HERE = (MAKE_RUN, METRICS_SHOW, COMPARE, PLOTS_SHOW, EXP_RUN, EXP_SHOW, EXP_
 _GPU = "needs GPUs (torchrun/DDP is tested on CPU by tests/test_training_distributed.py)"
 _CLUSTER = "needs a Kubernetes cluster, a Docker host or an image registry (prefect.yaml is tested by test_flows.py)"
 _LONG = "takes hours on a CPU; its stages are the ones `make run` runs, with other params"
+_PAGE = "a web server in the foreground; `fashion-edit serve` is run by tests/test_webapp.py (in Chromium too)"
+_REST = "run as written against a real `mlflow models serve` by tests/test_editor.py (test_the_readme_rest_example_...)"
 NOT_RUN_HERE = {
     "make test": "this is the test suite itself",
+    MAKE_EDIT: _PAGE,
+    ".venv/bin/python -m bench.bench_serve": "a benchmark; tests/test_webapp.py runs it with one repeat",
+    SERVE_PAGE: _PAGE,
+    REST_SERVER: _REST,
+    **{line: _REST for line in REST_REQUEST},
     ".venv/bin/python -m bench.bench_networks": "a benchmark of minutes; its code is tested by test_fegan_reference.py",
     ".venv/bin/python -m bench.learning_curve --budget-minutes 30":
         "a 30-minute benchmark; tests/test_learning_curve.py runs it on a tiny budget",

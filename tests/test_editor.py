@@ -17,9 +17,11 @@ from fashion_edit.serving import cli
 from fashion_edit.serving.editor import EditInputError, Editor, EditorNetworks
 from fashion_edit.weights import NetworkFileError
 from fashion_edit.serving.pyfunc import load_registered_model, save_editor_model
-from tests.conftest import REPO_ROOT, open_residual_heads, repo_env, tiny_params
+from tests.conftest import (REPO_ROOT, free_port, open_residual_heads, repo_env, server_output, start_server,
+                            stop_server, tiny_params, wait_for_http)
 
 SIZE = (64, 64)
+SAVED_BEFORE_REGROUP = REPO_ROOT / "tests" / "fixtures" / "editor_before_regroup"
 
 
 @pytest.fixture(scope="module")
@@ -137,14 +139,20 @@ def test_editor_pyfunc_round_trip_through_mlflow(editor: Editor, bundle: Path, t
     model = load_registered_model("models:/editor@candidate", uri)
     image, mask = photo(), hole()
     expected = editor.edit(image, mask, seed=5)
-    assert np.array_equal(model.predict({"image": image, "mask": mask}, params={"seed": 5}), expected)
-    paths = {"image": write_png(tmp_path / "in.png", image), "mask": write_png(tmp_path / "m.png", mask)}
-    table = pd.DataFrame([{**{k: str(v) for k, v in paths.items()}, "sketch": None, "colour": np.nan}] * 2)
-    edits = model.predict(table, params={"seed": 5})
-    assert len(edits) == 2 and all(np.array_equal(e, expected) for e in edits)
+    [edit] = model.predict([{"image": image, "mask": mask}], params={"seed": 5})  # arrays: one mapping per edit
+    assert np.array_equal(png_pixels(edit["image"]), expected) and edit["notice"] is None
+    encoded = {"image": base64_png(image), "mask": base64_png(mask)}
+    table = pd.DataFrame([{**encoded, "sketch": None, "colour": np.nan}] * 2)
+    edits = model.predict(table, params={"seed": 5, "output": "array"})
+    assert len(edits) == 2 and all(np.array_equal(np.asarray(e["image"], np.uint8), expected) for e in edits)
     with pytest.raises(EditInputError, match="missing \\['mask'\\]"):
-        model.predict({"image": image})
+        model.predict({"image": base64_png(image)})
 
+
+def test_the_registered_editor_shows_its_inputs_and_params(pyfunc):
+    signature = pyfunc.metadata.signature
+    assert signature.inputs.input_names() == ["image", "mask", "sketch", "colour"]
+    assert {p.name: p.default for p in signature.params.params} == {"seed": 0, "output": "png"}
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +171,13 @@ def base64_png(picture: np.ndarray) -> str:
     return base64.b64encode(encoded.tobytes()).decode()
 
 
+def png_pixels(text: str) -> np.ndarray:
+    """The RGB pixels of base64 PNG text (what the editor model answers)."""
+    decoded = cv2.imdecode(np.frombuffer(base64.b64decode(text), np.uint8), cv2.IMREAD_COLOR)
+    assert decoded is not None, "not a PNG"
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+
+
 def serve(model, body: dict) -> tuple[int, dict]:
     """One request as `mlflow models serve` handles it (its JSON decoding and parsing, then predict)."""
     from mlflow.exceptions import MlflowException
@@ -179,38 +194,125 @@ def test_pyfunc_accepts_nested_lists_as_a_json_request_decodes_to(editor: Editor
     image, mask = photo(), hole()
     expected = editor.edit(image, mask, seed=5)
     lists = {"image": image.tolist(), "mask": mask.tolist()}
-    assert np.array_equal(pyfunc.predict(lists, params={"seed": 5}), expected)
-    edits = pyfunc.predict(pd.DataFrame([{**lists, "sketch": None}]), params={"seed": 5})
-    assert len(edits) == 1 and np.array_equal(edits[0], expected)
-    status, answer = serve(pyfunc, {"dataframe_records": [lists], "params": {"seed": 5}})
-    assert status == 200 and np.array_equal(np.asarray(answer["predictions"][0], np.uint8), expected)
+    [edit] = pyfunc.predict([lists], params={"seed": 5})
+    assert np.array_equal(png_pixels(edit["image"]), expected)
+    status, answer = serve(pyfunc, {"dataframe_records": [lists], "params": {"seed": 5, "output": "array"}})
+    assert status == 200 and np.array_equal(np.asarray(answer["predictions"][0]["image"], np.uint8), expected)
 
 
-def test_pyfunc_accepts_base64_png_strings(editor: Editor, pyfunc):
+def test_pyfunc_accepts_base64_png_strings_and_answers_a_png(editor: Editor, pyfunc):
     image, mask = photo(), hole()
     expected = editor.edit(image, mask, seed=5)
     encoded = {"image": base64_png(image), "mask": "data:image/png;base64," + base64_png(mask)}
-    assert np.array_equal(pyfunc.predict(encoded, params={"seed": 5}), expected)
-    status, answer = serve(pyfunc, {"inputs": {**encoded, "sketch": None}, "params": {"seed": 5}})
-    assert status == 200 and np.array_equal(np.asarray(answer["predictions"], np.uint8), expected)
+    status, answer = serve(pyfunc, {"inputs": encoded, "params": {"seed": 5}})
+    assert status == 200 and np.array_equal(png_pixels(answer["predictions"][0]["image"]), expected)
+    as_arrays = len(json.dumps(serve(pyfunc, {"inputs": encoded, "params": {"seed": 5, "output": "array"}})[1]))
+    assert len(json.dumps(answer)) < as_arrays / 2  # the reason PNG is the default
 
 
 def test_a_bad_rest_request_is_a_client_error_with_the_message_and_no_stack_trace(pyfunc):
     status, answer = serve(pyfunc, {"inputs": {"image": base64_png(photo())}})
-    assert status == 400 and "an edit needs ['image', 'mask']; missing ['mask']" in answer["message"]
+    assert status == 400 and answer["message"] == "an edit needs ['image', 'mask']; missing ['mask']"
     assert "stack_trace" not in answer
 
 
+def test_a_rest_request_without_a_hole_is_a_400_saying_so(pyfunc):
+    status, answer = serve(pyfunc, {"inputs": {"image": base64_png(photo()), "mask": base64_png(hole() * 0)}})
+    assert status == 400 and answer["message"] == "mask has no hole: paint the region to edit white (>= 128) on black"
+
+
 @pytest.mark.parametrize("mask, message", [
-    (7, r"mask: got int; accepted: an image array .*nested lists.*file path.*base64"),
-    ({"pixels": []}, r"mask: got dict; accepted"),
+    (7, r"mask: got int; send base64-encoded PNG/JPEG text or an array"),
     ([[0, 255], [255]], r"mask \(nested lists\): rows of unequal length"),
     ([[300] * 70] * 90, r"mask \(nested lists\): pixels are int64 with values above 255"),
-    ("data:image/png;base64,bm90IGFuIGltYWdl", r"mask \(base64 text\): not an image OpenCV can decode"),
+    ("data:image/png;base64,bm90IGFuIGltYWdl", r"mask: not an image file \(a text value must be base64"),
 ])
 def test_pyfunc_names_the_input_and_what_it_accepts(pyfunc, mask, message):
     with pytest.raises(EditInputError, match=message):
-        pyfunc.predict({"image": photo().tolist(), "mask": mask})
+        pyfunc.predict([{"image": photo().tolist(), "mask": mask}])
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "/etc/hostname", "/nonexistent/secret.png", "../../mlflow.db",
+                                  str(SAVED_BEFORE_REGROUP / "mask.png")])
+def test_pyfunc_never_reads_a_server_path_and_says_so_alike_for_files_that_exist_or_not(pyfunc, path):
+    status, answer = serve(pyfunc, {"inputs": {"image": base64_png(photo()), "mask": path}})
+    assert status == 400 and "file paths are not accepted" in answer["message"]
+    assert path not in answer["message"] and "not found" not in answer["message"]
+
+
+def test_a_huge_photo_is_downscaled_with_a_notice(pyfunc):
+    from fashion_edit.serving.pyfunc import MAX_SIDE
+
+    height, width = MAX_SIDE + 952, 1500
+    image = np.full((height, width, 3), 90, np.uint8)
+    mask = np.zeros((height, width), np.uint8)
+    mask[1000:1400, 500:900] = 255
+    [edit] = pyfunc.predict({"image": base64_png(image), "mask": base64_png(mask)})
+    edited = png_pixels(edit["image"])
+    assert max(edited.shape[:2]) == MAX_SIDE and f"{width}x{height}" in edit["notice"]
+
+
+def test_a_picture_announcing_too_many_pixels_is_refused_before_decoding(pyfunc):
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("1", (9000, 9000)).save(buffer, "PNG")  # ~10 kB of file, 81 M pixels
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    status, answer = serve(pyfunc, {"inputs": {"image": encoded, "mask": encoded}})
+    assert status == 400 and "9000x9000 pixels is more than" in answer["message"]
+
+
+def test_the_readme_rest_example_edits_through_a_real_mlflow_models_serve(editor: Editor, bundle: Path,
+                                                                         tmp_path: Path):
+    """README's `mlflow models serve` and request lines, run as written (only the port is a free one) in a
+    folder holding in.png and hole.png, against a registry whose editor@champion is this editor."""
+    import urllib.error
+    import urllib.request
+
+    from mlflow import MlflowClient
+
+    from fashion_edit.tracking.registry import promote, register_version
+    from tests.test_documented_commands import REST_REQUEST, REST_SERVER, documented_commands
+
+    assert REST_SERVER in documented_commands() and all(line in documented_commands() for line in REST_REQUEST)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    run = client.create_run(client.create_experiment("rest", artifact_location=(tmp_path / "a").as_uri()))
+    client.log_artifacts(run.info.run_id, str(save_editor_model(bundle, tmp_path / "model")), "editor")
+    promote(client, "editor", register_version(client, "editor", f"runs:/{run.info.run_id}/editor", metrics={},
+                                               identity={}).version)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    image, mask = photo(), hole()
+    write_png(work / "in.png", image), write_png(work / "hole.png", mask)
+    port = str(free_port())
+    env = repo_env({"MLFLOW_TRACKING_URI": uri})
+    server = start_server(["bash", "-c", "exec " + REST_SERVER.removesuffix("&").replace("5001", port)], cwd=work,
+                          env=env)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/ping", server, timeout=240)
+        for line in REST_REQUEST:
+            done = subprocess.run(["bash", "-c", line.replace("5001", port)], cwd=work, env=env, capture_output=True,
+                                  text=True, timeout=120)
+            assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        assert np.array_equal(cv2.cvtColor(cv2.imread(str(work / "edited.png")), cv2.COLOR_BGR2RGB),
+                              editor.edit(image, mask, seed=0))
+        probe = json.dumps({"inputs": {"image": base64_png(image), "mask": "/etc/passwd"}}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", probe,
+                                         {"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=60)
+        answer = json.loads(refused.value.read())
+        assert refused.value.code == 400 and answer["message"].startswith("mask: not valid base64")
+        assert "file paths are not accepted" in answer["message"] and "passwd" not in answer["message"]
+    finally:
+        output = server_output(server)
+        stop_server(server)
+    assert "Traceback" not in output, output
+
 
 # ----------------------------------------------------------------------------- command line
 @pytest.fixture
@@ -327,7 +429,6 @@ def test_integer_arrays_from_json_are_accepted(editor: Editor):
 
 
 # ----------------------------------------------------------------------------- compatibility
-SAVED_BEFORE_REGROUP = REPO_ROOT / "tests" / "fixtures" / "editor_before_regroup"
 
 
 def test_an_editor_saved_by_older_code_still_loads_and_edits_the_same():
@@ -336,8 +437,10 @@ def test_an_editor_saved_by_older_code_still_loads_and_edits_the_same():
     import mlflow.pyfunc
 
     model = mlflow.pyfunc.load_model(str(SAVED_BEFORE_REGROUP / "model"))
-    edited = model.predict({"image": str(SAVED_BEFORE_REGROUP / "image.png"),
-                            "mask": str(SAVED_BEFORE_REGROUP / "mask.png")}, params={"seed": 5})
+    # served models take image bytes, not paths (issue 13): the old model gets the same files' content
+    files = {name: base64.b64encode((SAVED_BEFORE_REGROUP / f"{name}.png").read_bytes()).decode()
+             for name in ("image", "mask")}
+    edited = png_pixels(model.predict(files, params={"seed": 5})["image"])
     expected = cv2.cvtColor(cv2.imread(str(SAVED_BEFORE_REGROUP / "edited_seed5.png")), cv2.COLOR_BGR2RGB)
     difference = np.abs(edited.astype(int) - expected.astype(int))
     assert edited.shape == expected.shape and difference.max() <= 2  # other CPUs round a few pixels differently

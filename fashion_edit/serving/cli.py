@@ -6,12 +6,16 @@ with the registry's champion.
     fashion-edit compare [--model editor] [--params params.yaml] [--tracking-uri URI]
     python -m fashion_edit.serving.cli edit ...            # the same without the console script
     fashion-edit ui [--port 5000]                  # MLflow UI of the pipeline's runs (`make ui`)
+    fashion-edit serve [--port 8050] [--model URI | --checkpoint DIR]   # the editing web page (`make edit`)
 
 Mask: white (>= 128) = the region to repaint. Sketch: light lines on dark. Colour: strokes on black,
 or on a transparent RGBA canvas. All inputs must have the image's size (``fashion_edit.serving.editor``).
 The model is the MLflow registry's ``editor@champion`` by default (tracking URI: ``--tracking-uri``,
 else params ``mlflow.tracking_uri`` / ``$MLFLOW_TRACKING_URI`` / ``sqlite:///mlflow.db`` next to
 ``--params``), or an editor folder written by the ``register`` stage (``--checkpoint artifacts/editor``).
+
+``serve`` starts the editing web page on 127.0.0.1 (``fashion_edit.serving.webapp``) over the model that ``edit``
+would load, and keeps serving when there is none (the page says how to get one).
 
 ``compare`` prints each headline metric of this checkout's evaluation (``reports/evaluate.json``,
 the numbers behind ``reports/metrics/evaluate/model.json``, with their standard errors) beside the
@@ -24,8 +28,9 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import cv2
 import numpy as np
@@ -33,7 +38,7 @@ import numpy as np
 from fashion_edit.config import MlflowParams, load_params
 from fashion_edit.errors import FashionEditError
 from fashion_edit.evaluation.headline import numeric_metrics
-from fashion_edit.layout import EVALUATE_DETAIL
+from fashion_edit.layout import EVALUATE_DETAIL, PREPARED
 from fashion_edit.serving.editor import EditInputError, Editor, EditorModelError
 from fashion_edit.tracking.runs import UI_ENV, experiment_runs_url, resolve_tracking_uri, ui_server_command
 
@@ -43,6 +48,7 @@ if TYPE_CHECKING:  # mlflow takes seconds to import: only `compare` loads it
     from fashion_edit.tracking.registry import Decision
 
 DEFAULT_MODEL = "models:/editor@champion"
+DEFAULT_SERVE_PORT = 8050
 SUPPORTED_OUTPUTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 EditFunction = Callable[..., np.ndarray]
 COMPARE_HEADER = ("metric", "this run", "champion", "Δ", "z·σ", "verdict")
@@ -62,12 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     edit.add_argument("--sketch", type=Path, help="sketch lines inside the hole (light on dark)")
     edit.add_argument("--colour", "--color", dest="colour", type=Path, help="colour strokes inside the hole")
     edit.add_argument("--out", type=Path, required=True, help="where to write the edited image")
-    source = edit.add_mutually_exclusive_group()
-    source.add_argument("--model", default=None, help=f"MLflow model URI (default {DEFAULT_MODEL})")
-    source.add_argument("--checkpoint", type=Path, help="editor folder written by the register stage")
-    edit.add_argument("--tracking-uri", help="MLflow tracking URI for --model (default: see above)")
-    edit.add_argument("--params", type=Path, default=Path("params.yaml"),
-                      help="params file naming the tracking store, if present (default params.yaml)")
+    add_model_options(edit)
     edit.add_argument("--seed", type=int, default=0, help="seed of the noise inside the hole (default 0)")
     compare = commands.add_parser("compare", help="this run's headline metrics against the registry's champion",
                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,11 +77,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     compare.add_argument("--params", type=Path, default=Path("params.yaml"),
                          help="params file of the run (default params.yaml; its folder holds reports/)")
     compare.add_argument("--tracking-uri", help="MLflow tracking URI (default: as the pipeline's stages resolve it)")
+    serve = commands.add_parser("serve", help="a local web page to edit photos with the model (127.0.0.1)",
+                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("--port", type=int, default=DEFAULT_SERVE_PORT,
+                       help=f"port on 127.0.0.1 (default {DEFAULT_SERVE_PORT})")
+    add_model_options(serve)
+    serve.add_argument("--data", type=Path, default=PREPARED,
+                       help=f"prepared data whose test split gives example photos (default {PREPARED})")
     ui = commands.add_parser("ui", help="the MLflow UI of the pipeline's runs and models (one light worker)")
     ui.add_argument("--port", type=int, default=5000)
     ui.add_argument("--host", default="127.0.0.1")
     ui.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file naming the tracking store")
     return parser.parse_args(argv)
+
+
+def add_model_options(command: argparse.ArgumentParser) -> None:
+    """--model / --checkpoint and where --model is looked up: the same for ``edit`` and ``serve``."""
+    source = command.add_mutually_exclusive_group()
+    source.add_argument("--model", default=None, help=f"MLflow model URI (default {DEFAULT_MODEL})")
+    source.add_argument("--checkpoint", type=Path, help="editor folder written by the register stage")
+    command.add_argument("--tracking-uri", help="MLflow tracking URI for --model (default: see above)")
+    command.add_argument("--params", type=Path, default=Path("params.yaml"),
+                         help="params file naming the tracking store, if present (default params.yaml)")
 
 
 def tracking_uri(explicit: str | None, params_path: Path) -> str:
@@ -107,30 +125,70 @@ def _require_sqlite_store(uri: str) -> None:
                                "(`dvc repro`), pass --tracking-uri, or use --checkpoint artifacts/editor")
 
 
-def registered_editor(model_uri: str, uri: str) -> EditFunction:
-    """The pyfunc at ``model_uri`` as an edit function; EditorModelError if it cannot be loaded."""
-    from mlflow.exceptions import MlflowException
+@dataclass(frozen=True)
+class LoadedEditor:
+    """An editor and what it is: the registered model version (name, version, alias, eval metrics from its
+    tags) or the folder it was loaded from. ``edit`` and ``serve`` load it the same way."""
 
-    from fashion_edit.serving.pyfunc import load_registered_model
+    editor: Editor
+    source: str
+    name: str | None = None
+    version: str | None = None
+    alias: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if self.version is None:
+            return f"editor from {self.source}"
+        alias = f" @{self.alias}" if self.alias else ""
+        return f"{self.name} v{self.version}{alias} ({self.source})"
+
+
+def _check_tracking_store(uri: str) -> None:
+    """Fail fast with the fix when the store cannot hold the model: a missing SQLite file, a server that does not
+    answer (MLflow's client would retry for minutes)."""
+    from fashion_edit.tracking.runs import TrackingError, probe_tracking_server
 
     _require_sqlite_store(uri)
     try:
+        probe_tracking_server(uri)
+    except TrackingError as exc:
+        raise EditorModelError(f"{exc} Or use --checkpoint artifacts/editor.") from None
+
+
+def registered_editor(model_uri: str, uri: str) -> LoadedEditor:
+    """The editor inside the pyfunc at ``model_uri`` and its version; EditorModelError if it cannot be loaded."""
+    from mlflow.exceptions import MlflowException
+
+    from fashion_edit.serving.pyfunc import load_registered_model, registered_version
+    from fashion_edit.tracking.registry import version_metrics
+
+    _check_tracking_store(uri)
+    try:
+        version = registered_version(model_uri, uri)
         model = load_registered_model(model_uri, uri)
     except (MlflowException, OSError) as exc:
         message = getattr(exc, "message", str(exc))
         raise EditorModelError(f"cannot load model {model_uri} from {uri}: {message}. Register one with "
-                               "`dvc repro register`, or pass --checkpoint artifacts/editor") from None
+                               "`make run` (or `dvc repro register`), or pass --checkpoint artifacts/editor") from None
+    editor = model.unwrap_python_model().editor
+    if version is None:  # an artifact URI, not a registry name
+        return LoadedEditor(editor, model_uri)
+    alias = model_uri.rpartition("@")[2] if "@" in model_uri else None
+    return LoadedEditor(editor, f"{model_uri} in {uri}", version.name, str(version.version), alias,
+                        version_metrics(version))
 
-    def edit(*, seed: int, **inputs: Any) -> np.ndarray:
-        return model.predict({k: v for k, v in inputs.items() if v is not None}, params={"seed": seed})
 
-    return edit
+def load_editor(model: str | None, checkpoint: Path | None, tracking_uri_arg: str | None,
+                params: Path) -> LoadedEditor:
+    """The editor of ``--checkpoint`` or ``--model`` (default :data:`DEFAULT_MODEL`), as ``edit`` and ``serve`` take it."""
+    if checkpoint is not None:
+        return LoadedEditor(Editor.load(checkpoint), str(checkpoint))
+    return registered_editor(model or DEFAULT_MODEL, tracking_uri(tracking_uri_arg, params))
 
 
 def load_edit_function(args: argparse.Namespace) -> EditFunction:
-    if args.checkpoint is not None:
-        return Editor.load(args.checkpoint).edit
-    return registered_editor(args.model or DEFAULT_MODEL, tracking_uri(args.tracking_uri, args.params))
+    return load_editor(args.model, args.checkpoint, args.tracking_uri, args.params).editor.edit
 
 
 def write_image(picture: np.ndarray, path: Path) -> None:
@@ -211,6 +269,22 @@ def run_compare(args: argparse.Namespace) -> str:
     return "\n".join([title, *comparison_table(decision), f"gate: {verdict}: {decision.rule}"])
 
 
+# ----------------------------------------------------------------------------- serve
+def run_serve(args: argparse.Namespace) -> None:
+    """Load the model (or say why not, and serve the page anyway: it says how to get one), then serve the page."""
+    from fashion_edit.serving.webapp import EditorService, Examples, check_port_free, serve
+
+    check_port_free(args.port)  # before loading a model for seconds
+    service = EditorService(lambda: load_editor(args.model, args.checkpoint, args.tracking_uri, args.params))
+    examples = Examples.read(args.data)
+    served = service.loaded.describe() if service.loaded else f"no model: {service.error}"
+    print(f"fashion-edit serve: {served}", flush=True)
+    if examples.note:
+        print(f"fashion-edit serve: {examples.note}", flush=True)
+    print(f"fashion-edit serve: http://127.0.0.1:{args.port}/  (Ctrl-C stops it)", flush=True)
+    serve(service, examples, args.port)
+
+
 # ----------------------------------------------------------------------------- ui
 def run_ui(args: argparse.Namespace) -> None:
     """Print the link to the experiment's runs, then become the MLflow server (Ctrl-C stops it)."""
@@ -226,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "ui":
             run_ui(args)  # does not return
+        if args.command == "serve":
+            run_serve(args)  # until Ctrl-C
+            return 0
         print(run_compare(args) if args.command == "compare" else run_edit(args))
     except FashionEditError as exc:
         print(f"fashion-edit: error: {exc}", file=sys.stderr)

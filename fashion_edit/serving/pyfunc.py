@@ -2,17 +2,26 @@
 ``parser`` and ``inpainter`` (pytorch flavour): how each is saved and loaded.
 
     model = load_registered_model("models:/editor@champion", tracking_uri)   # or mlflow.pyfunc.load_model
-    edited = model.predict({"image": "in.png", "mask": "mask.png", "sketch": "s.png"})   # (H, W, 3) uint8
-    edited = model.predict({"image": rgb_array, "mask": mask_array}, params={"seed": 3})
-    edits = model.predict(pandas.DataFrame({"image": [...], "mask": [...]}))            # list of arrays
+    [edit] = model.predict({"image": base64_png, "mask": base64_mask}, params={"seed": 3})
+    edit["image"]    # the edited photo as base64 PNG text; edit["notice"]: None, or why it was downscaled
+    edits = model.predict(pandas.DataFrame({"image": [...], "mask": [...]}), params={"output": "array"})
 
-Input: one edit as a mapping with ``image`` and ``mask`` and optionally ``sketch`` and ``colour``
-(each a numpy array, nested lists of pixel values, an image file path or base64-encoded PNG/JPEG
-text; conventions in ``fashion_edit.serving.editor``), or a list of such mappings / a DataFrame with those
-columns (missing optional cells: None or NaN). Output: the edited image, or a list of them. Param
-``seed`` (default 0) fixes the noise inside the hole. A JSON request to ``mlflow models serve``:
-``{"inputs": {"image": "<base64 PNG>", "mask": "<base64 PNG>"}, "params": {"seed": 3}}``, or
-``{"dataframe_records": [{"image": [[[r, g, b], ...], ...], "mask": [[0, 255, ...], ...]}]}``.
+Input: one edit as a mapping with ``image`` and ``mask`` and optionally ``sketch`` and ``colour``, or a
+list of such mappings / a DataFrame with those columns (missing optional cells: None or NaN). Each
+picture is base64-encoded PNG/JPEG text (a ``data:image/png;base64,`` URI too) or an array / nested
+lists of pixel values (conventions in ``fashion_edit.serving.editor``); arrays go one mapping per edit
+in a list (or a DataFrame; ``dataframe_records`` over REST), since MLflow spreads a mapping of arrays
+over rows. Never a file path: the served
+model must not read the server's files, so any other text is refused with the same message whether or
+not such a file exists (see "pictures received over the network" below, which also caps a huge
+photo's size).
+Output: one ``{"image": ..., "notice": ...}`` per edit, ``image`` a base64 PNG (param
+``output=png``, the default: ~1/10 of the JSON of an array) or nested lists of RGB values
+(``output=array``). Param ``seed`` (default 0) fixes the noise inside the hole. A JSON request to
+``mlflow models serve``: ``{"inputs": {"image": "<base64 PNG>", "mask": "<base64 PNG>"},
+"params": {"seed": 3}}`` (README.md has a curl example), answered ``{"predictions": [{"image":
+"<base64 PNG>", "notice": null}]}``; a bad input is HTTP 400 with the reason as ``message``.
+The signature names the input columns, so the registry shows them.
 
 The model folder holds the editor bundle (weights + architectures) as the artifact ``editor`` and
 this project's ``fashion_edit`` and ``models`` packages as code, so it loads wherever its pinned
@@ -27,6 +36,9 @@ batch size dynamic, spatial size fixed to the training resolution, each with one
 """
 from __future__ import annotations
 
+import base64
+import binascii
+import io
 import math
 import re
 from collections.abc import Mapping
@@ -34,6 +46,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import cv2
 import mlflow.pyfunc
 import mlflow.pytorch
 import numpy as np
@@ -41,19 +54,126 @@ import torch
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
-from mlflow.types.schema import ParamSchema, ParamSpec
+from mlflow.types.schema import AnyType, ColSpec, DataType, ParamSchema, ParamSpec, Schema
+from PIL import Image
 
 from fashion_edit.networks import Batch, incomplete_image, inpainter_condition, onehot, parser_input
-from fashion_edit.serving.editor import EditInputError, Editor, EditorNetworks, known_foreground
+from fashion_edit.serving.editor import EditInputError, EditInputs, Editor, EditorNetworks, known_foreground
 
 EDITOR_ARTIFACT = "editor"
 REQUIRED_KEYS = ("image", "mask")
 OPTIONAL_KEYS = ("sketch", "colour")
+OUTPUT_FORMATS = ("png", "array")
 # distributions the editor imports at load/predict time (pinned to the versions installed here)
 RUNTIME_DISTRIBUTIONS = ("torch", "numpy", "opencv-python", "pydantic", "pyyaml", "tqdm", "pillow", "mlflow")
 PYTORCH_DISTRIBUTIONS = ("torch", "numpy", "mlflow")
 EXAMPLE_BATCH = 2  # > 1 so torch.export keeps the batch dimension dynamic
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+
+# ----------------------------------------------------------------------------- pictures received over the network
+# A request carries image bytes (base64 text, optionally a data URI) or pixel arrays, never a server path: a string
+# is only ever decoded as base64, so a request naming /etc/passwd learns nothing about the server's files. Two
+# limits keep a huge photo from exhausting memory: MAX_DECODED_PIXELS (refused before decoding: a 20 kB PNG can
+# announce 50,000 x 50,000 pixels) and MAX_SIDE (a longer photo is downscaled with its mask, sketch and colour
+# strokes, and the edit carries a notice). The web page (webapp.py) uses the same functions.
+MAX_SIDE = 2048  # px, long side of a photo the served editor edits at full size
+MAX_DECODED_PIXELS = 50_000_000  # refused before decoding: ~150 MB as RGB
+_DATA_URI = re.compile(r"data:(?P<type>[\w.+/-]*);base64,", re.IGNORECASE)
+_BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
+MASK_LIKE = ("mask", "sketch")  # binary pictures: downscaled so thin lines survive
+TEXT_RULE = ("a text value must be base64-encoded PNG or JPEG bytes (e.g. `base64 -w0 photo.png`, optionally as a "
+             "data:image/png;base64,... URI); file paths are not accepted, send the file's content instead")
+
+
+def base64_bytes(text: str, name: str) -> bytes:
+    """The bytes of base64 ``text`` (a data URI prefix allowed); EditInputError for anything else, such as a path."""
+    body = "".join(text.split())
+    uri = _DATA_URI.match(body)
+    if uri:
+        body = body[uri.end():]
+    if not body or not _BASE64.fullmatch(body):
+        raise EditInputError(f"{name}: {TEXT_RULE}")
+    try:
+        return base64.b64decode(body, validate=True)
+    except binascii.Error as exc:
+        raise EditInputError(f"{name}: not valid base64 ({exc}); {TEXT_RULE}") from None
+
+
+def decode_image(data: bytes, name: str, hint: str = "send PNG or JPEG bytes") -> np.ndarray:
+    """PNG/JPEG/... bytes as a uint8 RGB(A) or grey array; EditInputError if not an image or too large to decode."""
+    try:
+        with Image.open(io.BytesIO(data)) as header:  # reads the header only
+            width, height = header.size
+    except Exception:  # PIL raises many types for non-images
+        raise EditInputError(f"{name}: not an image file ({hint})") from None
+    if width * height > MAX_DECODED_PIXELS:
+        raise EditInputError(f"{name}: {width}x{height} pixels is more than the {MAX_DECODED_PIXELS:,} this server "
+                             f"decodes; downscale the photo (a long side of {MAX_SIDE} px is edited at full size)")
+    picture = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if picture is None:
+        raise EditInputError(f"{name}: not an image OpenCV can decode ({hint})")
+    if picture.dtype != np.uint8:
+        raise EditInputError(f"{name}: a {picture.dtype} image; send an 8-bit PNG or JPEG")
+    if picture.ndim == 3:
+        picture = cv2.cvtColor(picture, cv2.COLOR_BGRA2RGBA if picture.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return picture
+
+
+def request_picture(value: Any, name: str) -> Any:
+    """One input of a network request as the editor takes it: base64 text or bytes decoded, arrays as they are."""
+    if isinstance(value, str):
+        return decode_image(base64_bytes(value, name), name, TEXT_RULE)
+    if isinstance(value, (bytes, bytearray)):
+        return decode_image(bytes(value), name)
+    if isinstance(value, (np.ndarray, list, tuple)):
+        return value
+    raise EditInputError(f"{name}: got {type(value).__name__}; send base64-encoded PNG/JPEG text or an array of "
+                         "pixel values (H x W or H x W x 3/4, 0-255)")
+
+
+def downscaled(pictures: Mapping[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """The pictures with the image's long side capped at :data:`MAX_SIDE` (those of the image's size scaled
+    alike) and a notice when that happened; (pictures, None) when the image fits."""
+    image = np.asarray(pictures["image"]) if pictures.get("image") is not None else None
+    if image is None or image.ndim < 2 or max(image.shape[:2]) <= MAX_SIDE:
+        return dict(pictures), None
+    height, width = image.shape[:2]
+    scale = MAX_SIDE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    scaled = {name: _scaled(np.asarray(value), name, (height, width), size) if value is not None else None
+              for name, value in pictures.items()}
+    notice = (f"the photo is {width}x{height} pixels; it was downscaled to {size[0]}x{size[1]} (long side "
+              f"{MAX_SIDE} px) with its mask and strokes, and the result has that size")
+    return scaled, notice
+
+
+def _scaled(picture: np.ndarray, name: str, original: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    if picture.shape[:2] != original:  # another size: left for the editor's size check to name
+        return picture
+    if picture.dtype != np.uint8:
+        picture = picture.astype(np.uint8) if picture.min() >= 0 and picture.max() <= 255 else picture
+    if name == "image":
+        return cv2.resize(picture, size, interpolation=cv2.INTER_AREA)
+    if name in MASK_LIKE:  # any covered pixel stays on, so a 1-px sketch line is not averaged away
+        on = (picture >= 128) if picture.max() > 1 else (picture > 0)
+        return np.where(cv2.resize(on.astype(np.uint8) * 255, size, interpolation=cv2.INTER_AREA) > 0,
+                        255, 0).astype(np.uint8)
+    return cv2.resize(picture, size, interpolation=cv2.INTER_NEAREST)  # colour strokes keep their exact colours
+
+
+def png_bytes(picture: np.ndarray) -> bytes:
+    """An RGB, RGBA or grey uint8 array as PNG bytes."""
+    if picture.ndim == 3:
+        picture = cv2.cvtColor(picture, cv2.COLOR_RGBA2BGRA if picture.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+    ok, encoded = cv2.imencode(".png", picture)
+    if not ok:
+        raise EditInputError(f"could not encode a {picture.shape} picture as PNG")
+    return encoded.tobytes()
+
+
+def png_base64(picture: np.ndarray) -> str:
+    return base64.b64encode(png_bytes(picture)).decode("ascii")
 
 
 def pinned_requirements(distributions: tuple[str, ...] = RUNTIME_DISTRIBUTIONS) -> list[str]:
@@ -72,7 +192,8 @@ def pinned_requirements(distributions: tuple[str, ...] = RUNTIME_DISTRIBUTIONS) 
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """None, NaN or pandas' NA: how an absent optional cell arrives."""
+    return value is None or (isinstance(value, float) and math.isnan(value)) or type(value).__name__ == "NAType"
 
 
 def _unwrapped(value: Any) -> Any:
@@ -99,38 +220,72 @@ class EditRequestError(EditInputError, MlflowException):
     def __init__(self, message: str) -> None:
         MlflowException.__init__(self, message, error_code=INVALID_PARAMETER_VALUE)
 
+    # MLflow's scoring server rewrites ``message`` to "Failed to predict data '<the whole request>'. Error: ...",
+    # which puts megabytes of base64 before the reason; the reason stays the message, first and alone.
+    @property
+    def message(self) -> str:
+        return self._reason
+
+    @message.setter
+    def message(self, value: str) -> None:
+        if not hasattr(self, "_reason"):
+            self._reason = value
+
 
 class EditorModel(mlflow.pyfunc.PythonModel):
-    """pyfunc: image + mask (+ sketch, colour strokes) -> edited image; see the module docstring."""
+    """pyfunc: image + mask (+ sketch, colour strokes) as bytes or arrays -> edited image; see the module docstring."""
 
-    # No type hints on predict and no input schema, on purpose: MLflow would then convert the inputs
-    # (arrays of any size, paths, optional keys) itself. This is MLflow's switch for that (without it
-    # every import warns that predict has no usable type hints).
+    # No type hints on predict, on purpose: MLflow would convert the inputs (base64 text or arrays of any size,
+    # optional keys) itself. This is MLflow's switch for that (without it every import warns that predict has no
+    # usable type hints). The input schema of :func:`editor_signature` names the columns for the registry.
     _skip_type_hint_validation = True
 
     def load_context(self, context: Any) -> None:
         self.editor = Editor.load(context.artifacts[EDITOR_ARTIFACT])
 
     def predict(self, context, model_input, params=None):  # noqa: ANN001 - see the note above
+        params = params or {}
         try:
-            return self._edits(model_input, int((params or {}).get("seed", 0)))
+            return self._edits(model_input, int(params.get("seed", 0)), output_format(params.get("output")))
         except EditInputError as exc:  # `mlflow models serve` answers HTTP 400 with the message, no stack trace
             raise EditRequestError(str(exc)) from None
 
-    def _edits(self, model_input: Any, seed: int) -> Any:
-        if isinstance(model_input, Mapping):
-            return self.editor.edit(**edit_request(model_input), seed=seed)
-        if hasattr(model_input, "to_dict"):  # a pandas DataFrame, one edit per row
+    def _edits(self, model_input: Any, seed: int, output: str) -> Any:
+        if isinstance(model_input, Mapping):  # models saved without an input schema (before issue 13) get the mapping
+            return self._edit(model_input, seed, output)
+        if hasattr(model_input, "to_dict"):  # a pandas DataFrame (what MLflow makes of any request), one edit per row
             model_input = model_input.to_dict("records")
         if isinstance(model_input, list):
-            return [self.editor.edit(**edit_request(row), seed=seed) for row in model_input]
+            return [self._edit(row, seed, output) for row in model_input]
         raise EditInputError(f"editor input must be a mapping with {list(REQUIRED_KEYS)} (+ {list(OPTIONAL_KEYS)}), "
                              f"a list of them or a DataFrame; got {type(model_input).__name__}")
 
+    def _edit(self, row: Mapping[str, Any], seed: int, output: str) -> dict[str, Any]:
+        """One edit from bytes or arrays (never a path: see :func:`request_picture`)."""
+        pictures = {key: None if value is None else request_picture(value, key)
+                    for key, value in edit_request(row).items()}
+        pictures, notice = downscaled(pictures)
+        edited = self.editor.run(EditInputs.read(**pictures), seed).image
+        return {"image": png_base64(edited) if output == "png" else edited.tolist(), "notice": notice}
+
+
+def output_format(value: Any) -> str:
+    """The ``output`` param: ``png`` (default, base64 PNG text) or ``array`` (nested lists of RGB values)."""
+    chosen = "png" if _missing(value) else str(value)
+    if chosen not in OUTPUT_FORMATS:
+        raise EditInputError(f"param output={chosen!r}: expected one of {list(OUTPUT_FORMATS)}")
+    return chosen
+
 
 def editor_signature() -> ModelSignature:
-    """No tensor schema (inputs are arrays of any size or paths, some optional); the ``seed`` param."""
-    return ModelSignature(inputs=None, params=ParamSchema([ParamSpec("seed", "long", 0)]))
+    """Named input columns (base64 PNG/JPEG text or arrays, sketch and colour optional), the edit and its notice
+    as output, and the ``seed`` and ``output`` params: what the registry shows for the model."""
+    # every column optional for MLflow: its own check of a missing column answers with the whole request echoed
+    # (megabytes of base64); :func:`edit_request` names the missing key instead
+    inputs = Schema([ColSpec(AnyType(), key, required=False) for key in REQUIRED_KEYS + OPTIONAL_KEYS])
+    outputs = Schema([ColSpec(AnyType(), "image"), ColSpec(DataType.string, "notice", required=False)])
+    return ModelSignature(inputs=inputs, outputs=outputs,
+                          params=ParamSchema([ParamSpec("seed", "long", 0), ParamSpec("output", "string", "png")]))
 
 
 def save_editor_model(bundle: Path, path: Path) -> Path:
@@ -142,30 +297,37 @@ def save_editor_model(bundle: Path, path: Path) -> Path:
     return path
 
 
-def example_request(height: int = 24, width: int = 16) -> dict[str, np.ndarray]:
-    """A small valid edit (grey image, a centred rectangular hole): the model's saved input example,
-    run once by MLflow at save time. Any image size works; the editor fits it to its resolution."""
+def example_request(height: int = 24, width: int = 16) -> dict[str, str]:
+    """A small valid edit as base64 PNGs (grey image, a centred rectangular hole): the model's saved input
+    example, run once by MLflow at save time. Any image size works; the editor fits it to its resolution."""
     mask = np.zeros((height, width), np.uint8)
     mask[height // 4:3 * height // 4, width // 4:3 * width // 4] = 255
-    return {"image": np.full((height, width, 3), 128, np.uint8), "mask": mask}
+    return {"image": png_base64(np.full((height, width, 3), 128, np.uint8)), "mask": png_base64(mask)}
 
 
 MODEL_URI = re.compile(r"models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))")
 
 
+def registered_version(model_uri: str, tracking_uri: str) -> Any:
+    """The registry's ModelVersion that ``models:/name@alias`` or ``models:/name/3`` names (MlflowException if there
+    is none); None for another kind of URI."""
+    from mlflow import MlflowClient
+
+    match = MODEL_URI.fullmatch(model_uri)
+    if match is None:
+        return None
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    name, alias, number = match.group("name", "alias", "version")
+    return client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
+
+
 def load_registered_model(model_uri: str, tracking_uri: str) -> Any:
     """The pyfunc at ``model_uri`` (``models:/name@alias``, ``models:/name/3`` or an artifact URI) read from the
     store at ``tracking_uri``, without changing MLflow's process-global URIs. MlflowException if absent."""
-    from mlflow import MlflowClient
     from mlflow.artifacts import download_artifacts
 
-    source = model_uri
-    match = MODEL_URI.fullmatch(model_uri)
-    if match:
-        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-        name, alias, number = match.group("name", "alias", "version")
-        found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
-        source = found.source
+    found = registered_version(model_uri, tracking_uri)
+    source = model_uri if found is None else found.source
     return mlflow.pyfunc.load_model(download_artifacts(artifact_uri=source, tracking_uri=tracking_uri))
 
 
