@@ -325,8 +325,8 @@ def server_output(process: subprocess.Popen) -> str:
     return process.log.read()[-6000:]
 
 
-def stop_server(process: subprocess.Popen) -> None:
-    """SIGINT to the server's process group (what Ctrl-C does), SIGKILL if it lingers."""
+def interrupt_group(process: subprocess.Popen) -> None:
+    """SIGINT to a process group started with ``start_new_session`` (what Ctrl-C does), SIGKILL if it lingers."""
     import signal
 
     if process.poll() is None:
@@ -336,6 +336,10 @@ def stop_server(process: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    interrupt_group(process)
     process.log.close()
 
 

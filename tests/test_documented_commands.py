@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUIET_ENV, REPO_ROOT, copy_repo, tiny_params
+from tests.conftest import QUIET_ENV, REPO_ROOT, copy_repo, interrupt_group, tiny_params
 
 DOCS = ("README.md", "docs/orchestration.md", "docs/datasets.md", "docs/results.md", "docs/architecture.md")
 _FENCE = re.compile(r"```(?:bash|sh)\n(.*?)```", re.S)
@@ -174,13 +173,7 @@ class Shell:
 
     def stop_all(self) -> None:
         for process, log in reversed(self.background):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGINT)
-                try:
-                    process.wait(20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+            interrupt_group(process)
             log.close()
 
     def logs(self) -> str:

@@ -288,7 +288,7 @@ def test_discriminator_input_matches_discriminator(variant):
 
 def test_parameter_table_lists_default_and_variants(capsys, tmp_path):
     names = [name for name, _ in inpainter_variants(load_params("params.yaml"))]
-    assert names[0] == "default" and "no_attention" in names and "encoder=plain" in names
+    assert names[0] == "default" and "no_attention" in names and "plain_conv" in names
     assert "no_gan" not in names  # a loss-only ablation does not change the networks
     small = tmp_path / "params.yaml"  # same structure, narrow networks: the table logic, quickly
     write_params(small, tiny_params({
