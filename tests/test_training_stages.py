@@ -260,3 +260,13 @@ def test_foreign_or_misplaced_weights_files_are_reported(tmp_path):
                           PARSER_SPEC.build(params, torch.device("cpu"))[0])
     with pytest.raises(NetworkFileError, match="holds a parser network, not a segmenter"):
         load_network(parser, "segmenter", "dvc repro train_segmenter")
+
+
+def test_a_missing_pretrained_segmenter_is_one_line_naming_the_key(tmp_path, capsys):
+    from stages.train_segmenter import main
+    from tests.conftest import write_params
+
+    path = write_params(tmp_path / "params.yaml", tiny_params({"train_segmenter": {"pretrained": "absent.pt"}}))
+    assert main(["--params", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "absent.pt" in err[0] and "train_segmenter.pretrained" in err[0]
