@@ -1711,25 +1711,19 @@ def _serve_no_mask(box: Sandbox) -> Trial:
 
 
 # ---------------------------------------------------------------------------- evaluation and report
-@kind("evaluation", "inpainter weights missing before evaluate", "stages/python -m stages.evaluate", CLEAR,
-      mentions=("train_inpainter",), unchanged=True)
-def _no_inpainter(box: Sandbox) -> Trial:
-    shutil.rmtree(box.p("artifacts/inpainter"))
-    return Trial(box.stage("evaluate"))
+def _missing_before_evaluate_kind(name: str, folder: str, mention: str) -> None:
+    """An input folder of `evaluate` deleted; the stage must say which one and what produces it."""
+    @kind("evaluation", name, "stages/python -m stages.evaluate", CLEAR,
+          mentions=(mention,), unchanged=True)
+    def run(box: Sandbox) -> Trial:
+        shutil.rmtree(box.p(folder))
+        return Trial(box.stage("evaluate"))
 
 
-@kind("evaluation", "segmenter weights missing before evaluate", "stages/python -m stages.evaluate", CLEAR,
-      mentions=("segmenter",), unchanged=True)
-def _no_segmenter(box: Sandbox) -> Trial:
-    shutil.rmtree(box.p("artifacts/segmenter"))
-    return Trial(box.stage("evaluate"))
-
-
-@kind("evaluation", "FID reference missing", "stages/python -m stages.evaluate", CLEAR,
-      mentions=("fid_reference",), unchanged=True)
-def _no_fid_reference(box: Sandbox) -> Trial:
-    shutil.rmtree(box.p("data/fid_reference"))
-    return Trial(box.stage("evaluate"))
+for _name, _folder, _mention in (("inpainter weights missing before evaluate", "artifacts/inpainter", "train_inpainter"),
+                                 ("segmenter weights missing before evaluate", "artifacts/segmenter", "segmenter"),
+                                 ("FID reference missing", "data/fid_reference", "fid_reference")):
+    _missing_before_evaluate_kind(_name, _folder, _mention)
 
 
 @kind("evaluation", "FID reference of other test images (stale)", "stages/python -m stages.evaluate", CLEAR,
