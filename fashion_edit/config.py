@@ -126,6 +126,22 @@ class ParserNet(Section):
     d_layers: int = Field(3, ge=1, le=6)
     prefill: bool = Field(True, description="Predict a residual on the known parsing's push-pull fill "
                           "(models/prefill.py); false: predict the parsing from scratch (FE-GAN).")
+    attributes: list[str] = Field(default_factory=list, description="Garment attributes (fashion_edit/data/"
+                                  "attributes.py) the parser learns as orthogonal latent directions (S2FGAN, seed "
+                                  "003), editable with a strength; empty: no attribute mapping.")
+    max_strength: float = Field(0.6, gt=0, le=2, description="Largest |strength| an attribute edit accepts: the "
+                                "range of attribute changes training shows the decoder.")
+
+    @model_validator(mode="after")
+    def _known_attributes(self) -> "ParserNet":
+        from fashion_edit.data.attributes import ATTRIBUTES  # lazy: the data package imports this module
+
+        unknown = [name for name in self.attributes if name not in ATTRIBUTES]
+        if unknown:
+            raise ValueError(f"parser.attributes: unknown {unknown}; known: {list(ATTRIBUTES)}")
+        if len(set(self.attributes)) != len(self.attributes):
+            raise ValueError(f"parser.attributes lists a name twice: {self.attributes}")
+        return self
 
 
 class SegmenterNet(Section):
@@ -158,6 +174,12 @@ class ParserLoss(Section):
     gan: float = Field(1.0, ge=0)
     feat_match: float = Field(10.0, ge=0)
     ce: float = Field(10.0, ge=0)
+    attribute: float = Field(1.0, ge=0, description="S2FGAN's attribute regression ||E(I)Wᵀ - u||² (with "
+                             "parser.attributes).")
+    orthogonality: float = Field(1.0, ge=0, description="S2FGAN's ||WWᵀ - I|| (with parser.attributes).")
+    counterfactual: float = Field(10.0, ge=0, description="Asked for another attribute value than the truth, the "
+                                  "completion's soft measure must change by as much (fashion_edit/training/"
+                                  "attribute_loss.py; with parser.attributes).")
 
 
 class InpainterLoss(Section):
@@ -233,6 +255,13 @@ class GanTrainParams(TrainParams):
         return self.lr_g
 
 
+class ParserTrainParams(GanTrainParams):
+    """``train_parser``: with ``parser.attributes``, a share of the training holes are attribute regions."""
+
+    attribute_hole_prob: float = Field(0.3, ge=0, le=1, description="Probability that a training hole is the "
+                                       "region an attribute edit erases (used only with parser.attributes).")
+
+
 class SegmenterTrainParams(TrainParams):
     """``train_segmenter``: cross-entropy only, no discriminator (Adam's usual betas)."""
 
@@ -245,6 +274,15 @@ class SegmenterTrainParams(TrainParams):
     @property
     def network_lr(self) -> float:
         return self.lr
+
+
+class AttributeSweepParams(Section):
+    """``attribute_sweep``: each trained attribute edited at several strengths on test figures (seed 003's sliders)."""
+
+    figures: int = Field(32, ge=2, le=10_000, description="Test figures per attribute (the first ones).")
+    strengths: int = Field(5, ge=3, le=21, description="Strengths from -parser.max_strength to +max_strength.")
+    strip_figures: int = Field(3, ge=1, le=16, description="Figures shown per attribute in the strip PNG.")
+    seed: int = Field(0, description="Noise and texture strokes of the sweep's edits.")
 
 
 class EvaluateParams(Section):
@@ -322,10 +360,11 @@ class Params(Section):
     inpainter_loss: InpainterLoss = InpainterLoss()
     vgg: VggParams = VggParams()
     segmenter: SegmenterNet = SegmenterNet()
-    train_parser: GanTrainParams = GanTrainParams()
+    train_parser: ParserTrainParams = ParserTrainParams()
     train_inpainter: GanTrainParams = GanTrainParams()
     train_segmenter: SegmenterTrainParams = SegmenterTrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    attribute_sweep: AttributeSweepParams = AttributeSweepParams()
     registry: RegisterParams = RegisterParams()
     mlflow: MlflowParams = MlflowParams()
     ablation: AblationParams = AblationParams()

@@ -36,7 +36,7 @@ def _section(p: Any, name: str, kind: type) -> Any:
 def build_parser(p: Params | ParserNet) -> FreeFormParser:
     net = _section(p, "parser", ParserNet)
     return FreeFormParser(PARSER_IN_CHANNELS, NUM_CLASSES, net.base_channels, net.n_downsample, net.n_res_blocks,
-                          net.prefill)
+                          net.prefill, attributes=len(net.attributes))
 
 
 def build_segmenter(p: Params | SegmenterNet) -> FreeFormParser:

@@ -68,6 +68,21 @@ def parsing_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.T
     return F.cross_entropy(logits, labels.long())
 
 
+def attribute_regression_loss(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """S2FGAN's ||E(I)Wᵀ - u||² (seed 003) as a mean over the known (finite) targets; 0 when none is known."""
+    known = torch.isfinite(target)
+    if not known.any():
+        return estimate.sum() * 0.0  # keeps the graph (and DDP's gradient bookkeeping) intact
+    return F.mse_loss(estimate[known], target[known].to(estimate.dtype))
+
+
+def orthogonality_loss(directions: torch.Tensor) -> torch.Tensor:
+    """S2FGAN's ||WWᵀ - I|| (Frobenius): the k attribute directions stay orthonormal, so moving along one
+    leaves the others' estimates unchanged."""
+    gram = directions @ directions.t()
+    return torch.linalg.matrix_norm(gram - torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device))
+
+
 def masked_l1(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """mean(|prediction - target| * weight) over all elements (weight broadcasts over channels)."""
     return ((prediction - target).abs() * weight).mean()
@@ -113,10 +128,13 @@ class ParserCriterion(nn.Module):
     works.  Every method returns a dict of already *weighted* named terms; training sums them.
     """
 
-    def __init__(self, gan_mode: str = "hinge", gan: float = 1.0, feat_match: float = 10.0, ce: float = 10.0) -> None:
+    def __init__(self, gan_mode: str = "hinge", gan: float = 1.0, feat_match: float = 10.0, ce: float = 10.0,
+                 attribute: float = 1.0, orthogonality: float = 1.0, counterfactual: float = 10.0) -> None:
         super().__init__()
         _check_mode(gan_mode)
-        self.gan_mode, self.weights = gan_mode, {"gan": gan, "feat_match": feat_match, "ce": ce}
+        self.gan_mode = gan_mode
+        self.weights = {"gan": gan, "feat_match": feat_match, "ce": ce, "attribute": attribute,
+                        "orthogonality": orthogonality, "counterfactual": counterfactual}
 
     def generator_losses(self, logits: torch.Tensor, labels: torch.Tensor, d_fake: DOutput | None = None,
                          d_real: DOutput | None = None) -> dict[str, torch.Tensor]:
@@ -127,6 +145,13 @@ class ParserCriterion(nn.Module):
         if d_fake is not None and d_real is not None and self.weights["feat_match"] > 0:
             terms["feat_match"] = self.weights["feat_match"] * feature_matching_loss(d_fake, d_real)
         return terms
+
+    def attribute_losses(self, estimate: torch.Tensor, target: torch.Tensor,
+                         directions: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted "attribute" and "orthogonality" terms of the parser's attribute mapping (seed 003)."""
+        terms = {"attribute": self.weights["attribute"] * attribute_regression_loss(estimate, target),
+                 "orthogonality": self.weights["orthogonality"] * orthogonality_loss(directions)}
+        return {name: value for name, value in terms.items() if self.weights[name] > 0}
 
     def discriminator_losses(self, d_real: DOutput, d_fake: DOutput) -> dict[str, torch.Tensor]:
         """Unweighted "d_real" and "d_fake" terms (D is trained on the plain GAN objective)."""
@@ -207,6 +232,13 @@ class InpainterCriterion(nn.Module):
         if d_fake is not None and w["gan"] > 0:
             terms["gan"] = w["gan"] * gan_g_loss(d_fake, self.gan_mode)
         return terms
+
+    def attribute_losses(self, estimate: torch.Tensor, target: torch.Tensor,
+                         directions: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted "attribute" and "orthogonality" terms of the parser's attribute mapping (seed 003)."""
+        terms = {"attribute": self.weights["attribute"] * attribute_regression_loss(estimate, target),
+                 "orthogonality": self.weights["orthogonality"] * orthogonality_loss(directions)}
+        return {name: value for name, value in terms.items() if self.weights[name] > 0}
 
     def discriminator_losses(self, d_real: DOutput, d_fake: DOutput) -> dict[str, torch.Tensor]:
         """Unweighted "d_real" and "d_fake" terms."""

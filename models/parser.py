@@ -5,11 +5,18 @@ doubling) -> residual blocks -> as many transposed-conv upsamplings -> 3x3 conv 
 Instance normalisation and ReLU throughout (pix2pixHD's choices). With ``prefill`` (default) the
 network predicts a residual on the log of the known parsing's push-pull fill (models/prefill.py), so an
 untrained parser already continues the garments around the hole and training refines the boundaries.
+
+With ``attributes`` = k > 0 the bottleneck carries S2FGAN's attribute mapping (seed 003, eq. 6): k
+directions W (k x C) in the latent space, a code e = the mean bottleneck feature over the hole, the
+attribute estimate e Wᵀ, and an edit that moves the hole's features along W. The shift is added only
+inside the (downsampled) hole: a spatially constant shift would be erased by the next instance norm,
+and the hole is the region whose code the edit changes, so e moves by exactly the requested amount.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from models.layers import check_divisible, conv2d, up_conv
 from models.prefill import push_pull
@@ -42,7 +49,7 @@ class FreeFormParser(nn.Module):
     """Maps the 26-channel parser input to per-pixel logits over ``num_classes`` parsing labels."""
 
     def __init__(self, in_channels: int = PARSER_IN_CHANNELS, num_classes: int = 20, base_channels: int = 32,
-                 n_downsample: int = 3, n_res_blocks: int = 4, prefill: bool = False) -> None:
+                 n_downsample: int = 3, n_res_blocks: int = 4, prefill: bool = False, attributes: int = 0) -> None:
         super().__init__()
         self.in_channels, self.downsample_factor = in_channels, 2 ** n_downsample
         self.num_classes = num_classes
@@ -51,6 +58,7 @@ class FreeFormParser(nn.Module):
         layers: list[nn.Module] = [conv2d(in_channels, widths[0], STEM_KERNEL), *_norm_relu(widths[0])]
         for w_in, w_out in zip(widths[:-1], widths[1:]):
             layers += [conv2d(w_in, w_out, 3, stride=2), *_norm_relu(w_out)]
+        self._bottleneck = len(layers)  # index in self.net where the latent code is read and shifted
         layers += [ResBlock(widths[-1]) for _ in range(n_res_blocks)]
         for w_in, w_out in zip(widths[:0:-1], widths[-2::-1]):
             layers += [up_conv(w_in, w_out), *_norm_relu(w_out)]
@@ -60,14 +68,45 @@ class FreeFormParser(nn.Module):
             nn.init.zeros_(head.bias)
         layers.append(head)
         self.net = nn.Sequential(*layers)
+        self.attributes = attributes
+        if attributes:
+            if attributes > widths[-1]:
+                raise ValueError(f"{attributes} attribute directions need at least as many bottleneck channels, "
+                                 f"got {widths[-1]}")
+            self.directions = nn.Parameter(nn.init.orthogonal_(torch.empty(attributes, widths[-1])))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (B, 26, H, W) -> logits (B, num_classes, H, W); H and W divisible by 2**n_downsample."""
+    def forward(self, x: torch.Tensor, attribute_target: torch.Tensor | None = None,
+                return_attribute_code: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """x (B, 26, H, W) -> logits (B, num_classes, H, W); H and W divisible by 2**n_downsample.
+
+        ``attribute_target`` (B, k): the attribute values the completion should have; the hole's code
+        is moved along W until its estimate equals them (NaN entries: left as estimated).
+        ``return_attribute_code``: also return the estimate e Wᵀ (B, k) before the move (training's loss)."""
         if x.shape[1] != self.in_channels:
             raise ValueError(f"FreeFormParser expects {self.in_channels} input channels, got {x.shape[1]}")
         check_divisible(*x.shape[-2:], self.downsample_factor, "FreeFormParser")
-        out = self.net(x)
-        return self.prior_logits(x) + out if self.prefill else out
+        if not self.attributes and (attribute_target is not None or return_attribute_code):
+            raise ValueError("this parser was built without attributes (parser.attributes is empty)")
+        code = None
+        if self.attributes:
+            out, code = self._attribute_forward(x, attribute_target)
+        else:
+            out = self.net(x)
+        logits = self.prior_logits(x) + out if self.prefill else out
+        return (logits, code) if return_attribute_code else logits
+
+    def _attribute_forward(self, x: torch.Tensor, target: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.net[:self._bottleneck](x)
+        hole = F.adaptive_avg_pool2d(x[:, self.num_classes:self.num_classes + 1], features.shape[-2:])
+        mean = (features * hole).sum((2, 3)) / hole.sum((2, 3)).clamp_min(1e-6)  # (B, C) over the hole
+        code = mean @ self.directions.t()
+        if target is not None:
+            if target.shape != code.shape:
+                raise ValueError(f"attribute_target must be (B, {self.attributes}), got {tuple(target.shape)}")
+            # the estimate is detached: the decoder learns to read the code, the loss trains the estimate
+            step = torch.nan_to_num(target.to(code.dtype) - code.detach(), nan=0.0)
+            features = features + (step @ self.directions)[:, :, None, None] * hole
+        return self.net[self._bottleneck:](features), code
 
     def prior_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Log of the known parsing's push-pull fill: inside the hole, the mix of classes around it."""

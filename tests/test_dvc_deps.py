@@ -102,14 +102,15 @@ def test_every_imported_project_file_is_a_dep_of_the_stage(name: str):
 
 def _sections_in_code() -> dict[str, tuple[str, ...]]:
     """The params sections each tracked stage hashes into its MLflow run (what its code says it reads)."""
-    from fashion_edit.evaluation import evaluate
+    from fashion_edit.evaluation import attribute_sweep, evaluate
     from fashion_edit.tracking import register
     from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
     from fashion_edit.training.parser_trainer import PARSER_SPEC
     from fashion_edit.training.segmenter_trainer import SEGMENTER_SPEC
 
     return {"train_parser": PARSER_SPEC.sections, "train_inpainter": INPAINTER_SPEC.sections,
-            "train_segmenter": SEGMENTER_SPEC.sections, "evaluate": evaluate.SECTIONS, "register": register.SECTIONS}
+            "train_segmenter": SEGMENTER_SPEC.sections, "evaluate": evaluate.SECTIONS, "register": register.SECTIONS,
+            "attribute_sweep": attribute_sweep.SECTIONS}
 
 
 @pytest.mark.parametrize("name", sorted(_sections_in_code()))

@@ -163,7 +163,9 @@ def test_inpainter_criterion_needs_vgg_for_vgg_terms():
 
 def test_criteria_built_from_params_use_fe_gan_defaults():
     p = Params()
-    assert build_parser_criterion(p).weights == {"gan": 1.0, "feat_match": 10.0, "ce": 10.0}
+    # FE-GAN's parser weights, and the attribute terms' defaults (seed 003's losses, our counterfactual term)
+    assert build_parser_criterion(p).weights == {"gan": 1.0, "feat_match": 10.0, "ce": 10.0, "attribute": 1.0,
+                                                 "orthogonality": 1.0, "counterfactual": 10.0}
     criterion = build_inpainter_criterion(p)
     assert criterion.weights == {"hole": 5.0, "foreground": 1.0, "face": 50.0, "face_tv": 0.1, "perceptual": 0.05,
                                  "style": 200.0, "gan": 0.001}

@@ -55,11 +55,36 @@ def client(editor_bundle: Path, prepared_data: Path) -> TestClient:
     return TestClient(create_app(service_of(["--checkpoint", str(editor_bundle)]), Examples.read(prepared_data)))
 
 
+@pytest.fixture(scope="module")
+def attribute_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny untrained editor whose parser learned every attribute (max strength 0.5), saved for --checkpoint."""
+    import torch
+
+    from fashion_edit.serving.editor import Editor, EditorNetworks
+    from tests.conftest import tiny_params
+
+    torch.manual_seed(0)
+    editor = Editor(EditorNetworks.untrained(tiny_params()), (64, 64))
+    return editor.save(tmp_path_factory.mktemp("attribute_editor") / "editor")
+
+
+@pytest.fixture(scope="module")
+def attribute_client(attribute_bundle: Path, prepared_data: Path) -> TestClient:
+    return TestClient(create_app(service_of(["--checkpoint", str(attribute_bundle)]), Examples.read(prepared_data)))
+
+
 # ----------------------------------------------------------------------------- the API in-process
 def test_status_names_the_model_and_how_to_replay_with_it(client: TestClient, editor_bundle: Path):
     status = client.get("/api/status").json()
     assert status["ready"] and status["replay"] == f"--checkpoint {editor_bundle}"
     assert status["max_side"] == MAX_SIDE
+
+
+def test_status_lists_the_attributes_the_model_edits_and_their_range(client: TestClient,
+                                                                   attribute_client: TestClient):
+    status = attribute_client.get("/api/status").json()
+    assert status["attributes"] == ["sleeve_length", "hem_length", "width"] and status["max_strength"] == 0.5
+    assert client.get("/api/status").json()["attributes"] == []  # an editor saved before attributes: no sliders
 
 
 def test_examples_come_from_the_prepared_test_split(client: TestClient, prepared_data: Path):
@@ -106,6 +131,42 @@ def test_a_bad_edit_is_a_clear_400_and_the_server_keeps_serving(client: TestClie
     answer = client.post("/api/edit", json={k: v for k, v in body.items() if v is not None})
     assert answer.status_code == 400 and message in answer.json()["error"]
     assert client.post("/api/edit", json={"image": png_uri(image), "mask": png_uri(mask)}).status_code == 200
+
+
+def test_an_attribute_edit_needs_no_hole_and_repaints_only_the_region_it_reports(attribute_client: TestClient,
+                                                                                attribute_bundle: Path):
+    from fashion_edit.serving.editor import Editor
+
+    image, mask = photo_and_hole()
+    expected = Editor.load(attribute_bundle).edit(image, attributes={"sleeve_length": 0.3}, seed=2)
+    for body in ({"mask": png_uri(mask * 0)}, {}):  # an empty hole, or no mask at all
+        answer = attribute_client.post("/api/edit", json={"image": png_uri(image), "attributes": {"sleeve_length": 0.3},
+                                                          "seed": 2, **body})
+        assert answer.status_code == 200, answer.text
+        result = cv2.cvtColor(uri_pixels(answer.json()["image"]), cv2.COLOR_BGR2RGB)
+        assert np.array_equal(result, expected) and (result != image).any()
+    repainted = uri_pixels(answer.json()["hole"])[..., 3] > 0
+    assert repainted.any() and not ((result != image).any(axis=2) & ~repainted).any()
+
+
+@pytest.mark.parametrize("attributes, message", [
+    ({"collar": 0.2}, "attributes: unknown attribute 'collar'"),
+    ({"width": -0.8}, "attributes: strength -0.8 for 'width' is outside the trained range [-0.5, +0.5]"),
+    ({"width": "wide"}, "attributes.width: Input should be a valid number"),
+    ({}, "mask has no hole"),
+])
+def test_bad_attributes_are_a_clear_400(attribute_client: TestClient, attributes: dict, message: str):
+    image, mask = photo_and_hole()
+    answer = attribute_client.post("/api/edit", json={"image": png_uri(image), "mask": png_uri(mask * 0),
+                                                      "attributes": attributes})
+    assert answer.status_code == 400 and message in answer.json()["error"], answer.text
+
+
+def test_attributes_a_model_did_not_learn_are_a_clear_400(client: TestClient):
+    image, mask = photo_and_hole()
+    answer = client.post("/api/edit", json={"image": png_uri(image), "attributes": {"sleeve_length": 0.2}})
+    assert answer.status_code == 400
+    assert "not trained to edit 'sleeve_length' (it edits: no attributes" in answer.json()["error"]
 
 
 def test_a_huge_photo_is_downscaled_with_a_notice(client: TestClient):
@@ -203,14 +264,24 @@ def test_serve_on_a_taken_port_says_which_and_exits_1(editor_bundle: Path, capsy
 
 
 # ----------------------------------------------------------------------------- the page in Chromium
-@pytest.fixture
-def page_server(editor_bundle: Path, prepared_data: Path):
+def served_page(bundle: Path, prepared_data: Path):
+    """`fashion-edit serve --checkpoint bundle` running; yields the page's URL."""
     port = free_port()
-    server = start_server(serve_command(port, "--checkpoint", str(editor_bundle), "--data", str(prepared_data)))
+    server = start_server(serve_command(port, "--checkpoint", str(bundle), "--data", str(prepared_data)))
     url = f"http://127.0.0.1:{port}/"
     wait_for_http(url + "api/status", server)
     yield url
     stop_server(server)
+
+
+@pytest.fixture
+def page_server(editor_bundle: Path, prepared_data: Path):
+    yield from served_page(editor_bundle, prepared_data)
+
+
+@pytest.fixture
+def attribute_page_server(attribute_bundle: Path, prepared_data: Path):
+    yield from served_page(attribute_bundle, prepared_data)
 
 
 def wait_until(driver, condition, timeout: float = 30, what: str = "the page"):
@@ -264,6 +335,7 @@ def test_the_page_edits_inside_the_hole_and_its_downloads_replay_on_the_command_
     examples = wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#examples img.example"),
                           what="example strip")
     examples[0].click()
+    assert not browser.find_element(By.ID, "attribute-bar").is_displayed()  # this editor learned no attributes
     browser.find_element(By.ID, "live").click()  # edits only on the button in this test
     browser.find_element(By.ID, "edit").click()
     wait_until(browser, lambda d: "Erase brush first" in message(d), what="the no-hole message")
@@ -345,6 +417,35 @@ def test_the_page_undoes_varies_and_reports_bad_uploads(browser, page_server: st
     stroke(browser, canvas, [(-30, 0), (30, 0)])  # the server keeps serving: a live edit of the big photo
     wait_until(browser, lambda d: d.find_element(By.ID, "result").get_attribute("data-seed") == "3", timeout=60,
                what="the edit of the downscaled photo")
+
+
+def test_a_slider_edits_an_attribute_without_a_painted_hole(browser, attribute_page_server: str, tmp_path: Path):
+    from selenium.webdriver.common.by import By
+
+    browser.get(attribute_page_server)
+    sliders = wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#attributes input[type=range]"),
+                         what="the attribute sliders")
+    assert [s.get_attribute("data-attribute") for s in sliders] == ["sleeve_length", "hem_length", "width"]
+    assert [sliders[0].get_attribute(a) for a in ("min", "max", "step", "value")] == ["-0.50", "0.50", "0.05", "0"]
+    wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#examples img.example"),
+               what="example strip")[0].click()
+    browser.find_element(By.ID, "live").click()  # edits only on the button in this test
+    browser.find_element(By.ID, "edit").click()  # no hole, every slider at 0: nothing to edit
+    wait_until(browser, lambda d: "or move an attribute slider" in message(d), what="the nothing-to-edit message")
+
+    browser.execute_script("const s = document.getElementById('attribute-sleeve_length'); s.value = '0.3'; "
+                           "s.dispatchEvent(new Event('input', {bubbles: true}));")
+    assert browser.find_element(By.CSS_SELECTOR, "#attributes label output").text == "+0.30"
+    assert browser.execute_script("return hasHole()") is False
+    browser.find_element(By.ID, "edit").click()
+    wait_until(browser, lambda d: d.find_element(By.ID, "result").get_attribute("data-seed") == "0",
+               what="the attribute edit")
+    assert message(browser) == ""
+    save_screenshot(browser, tmp_path / "editor_attribute.png")
+    photo = uri_pixels(browser.execute_script("return state.photo.toDataURL('image/png')"))[..., :3]
+    result = uri_pixels(browser.find_element(By.ID, "result").get_attribute("src"))[..., :3]
+    assert result.shape == photo.shape and (result != photo).any(), "the attribute edit changed nothing"
+    assert "--attribute sleeve_length=+0.30 --seed 0" in browser.find_element(By.ID, "replay").text
 
 
 def save_screenshot(driver, path: Path) -> None:

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fashion_edit.config import MaskParams
+from fashion_edit.data.attributes import ATTRIBUTES, attribute_region, figure_frame, measure_attributes
 from fashion_edit.data.labels import BACKGROUND
 from fashion_edit.data.masks import colour_stroke_mask, hole_mask
 from fashion_edit.data.store import PreparedSplit
@@ -33,9 +34,16 @@ def _as_float(array: np.ndarray) -> torch.Tensor:
 
 
 class EditingDataset(Dataset):
-    """``__getitem__`` -> dict of tensors: image, parsing, mask, sketch, colour, noise, known_fg, index."""
+    """``__getitem__`` -> dict of tensors: image, parsing, mask, sketch, colour, noise, known_fg, index, and with
+    ``with_attributes`` the garment attributes of the whole parsing (len(ATTRIBUTES), NaN = not measurable),
+    ``attribute_hole`` (the attribute whose region the hole is, -1 for an ordinary hole), ``attribute_shift``
+    (a random change of it in [-1, 1], 0 for ordinary holes) and ``figure_frame`` (head unit, hip row, ankle row).
 
-    def __init__(self, split: PreparedSplit, masks: MaskParams, seed: int, fixed_masks: bool) -> None:
+    ``attribute_holes``: probability that a training hole is the region an attribute edit erases (a random
+    one of ``ATTRIBUTES``), so an attribute-aware parser learns to complete what the editor will ask."""
+
+    def __init__(self, split: PreparedSplit, masks: MaskParams, seed: int, fixed_masks: bool,
+                 attribute_holes: float = 0.0, with_attributes: bool = False) -> None:
         if fixed_masks and (split.eval_masks is None or split.eval_strokes is None):
             raise ValueError(
                 f"{split.root}: fixed_masks=True needs eval_masks.npy/eval_strokes.npy, which only val/test splits have"
@@ -44,6 +52,7 @@ class EditingDataset(Dataset):
         self.masks = masks
         self.seed = seed
         self.fixed_masks = fixed_masks
+        self.attribute_holes, self.with_attributes = attribute_holes, with_attributes
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -53,25 +62,32 @@ class EditingDataset(Dataset):
     def __len__(self) -> int:
         return len(self.split)
 
-    def _holes_and_rng(self, index: int, parsing: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+    def _holes_and_rng(self, index: int,
+                       parsing: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.random.Generator, int]:
         if self.fixed_masks:
             rng = np.random.default_rng([self.seed, index])
-            return np.asarray(self.split.eval_masks[index]), np.asarray(self.split.eval_strokes[index]), rng
+            return np.asarray(self.split.eval_masks[index]), np.asarray(self.split.eval_strokes[index]), rng, -1
         rng = np.random.default_rng([self.seed, self.epoch, index])
         height, width = parsing.shape
-        mask = hole_mask(rng, parsing, self.masks)
+        # drawn only when on, so the default stream of random holes is unchanged
+        which = -1  # the attribute whose region the hole is; -1: an ordinary hole
+        if self.attribute_holes > 0 and rng.random() < self.attribute_holes and (parsing != BACKGROUND).any():
+            which = int(rng.integers(len(ATTRIBUTES)))
+            mask = attribute_region(parsing, ATTRIBUTES[which]).astype(np.uint8)
+        else:
+            mask = hole_mask(rng, parsing, self.masks)
         strokes = colour_stroke_mask(rng, height, width, self.masks, region=mask)
-        return mask, strokes, rng
+        return mask, strokes, rng, which
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items in {self.split.root}")
         parsing = np.array(self.split.parsing[index])
-        mask, strokes, rng = self._holes_and_rng(index, parsing)
+        mask, strokes, rng, attribute_hole = self._holes_and_rng(index, parsing)
         hole = mask.astype(bool)
         noise = np.zeros((1, *mask.shape), dtype=np.float32)
         noise[0, hole] = rng.standard_normal(int(hole.sum()), dtype=np.float32)  # N(0, 1) inside the hole only
-        return {
+        item = {
             "image": _unit_tensor(self.split.images[index]),
             "parsing": torch.from_numpy(parsing.astype(np.int64)),
             "mask": _as_float(mask),
@@ -81,3 +97,13 @@ class EditingDataset(Dataset):
             "known_fg": _as_float((parsing != BACKGROUND) & ~hole),
             "index": torch.tensor(index, dtype=torch.int64),
         }
+        if self.with_attributes:
+            item["attributes"] = torch.from_numpy(measure_attributes(parsing))
+            item["attribute_hole"] = torch.tensor(attribute_hole, dtype=torch.int64)
+            # a counterfactual change of that attribute, in units of parser.max_strength (training asks the
+            # parser for it too); drawn last so the item's other random parts are as without it
+            item["attribute_shift"] = torch.tensor(rng.uniform(-1, 1) if attribute_hole >= 0 else 0.0,
+                                                   dtype=torch.float32)
+            frame = figure_frame(parsing)  # (head unit, hip row, ankle row): the soft measures' scale
+            item["figure_frame"] = torch.tensor(frame if frame is not None else (float("nan"),) * 3)
+        return item

@@ -14,7 +14,12 @@ Conventions:
   (pixel centres at integers), visible flag 1.0 for every point (figures are never cropped).
 - Neck and exposed torso skin use LIP id 10 (torso-skin); hands belong to the arm labels.
 - Figure ``index`` is drawn from ``np.random.default_rng([seed, index])`` alone, so any figure can
-  be regenerated on its own, and the same params give byte-identical files.
+  be regenerated on its own, and the same params give byte-identical files. Sleeve lengths come from a
+  second generator, ``default_rng([seed, index, 1])``, so adding them changed no other choice (outfit,
+  pose, placement, colours); only noise textures, whose random grid is sized by a label's bounding box,
+  differ where a sleeve changed that box.
+- ``description["attributes"]`` holds the true garment attributes the figure was drawn with (the
+  quantities :mod:`fashion_edit.data.attributes` measures from the parsing; see :func:`_true_attributes`).
 """
 from __future__ import annotations
 
@@ -331,17 +336,43 @@ def _hem_poly(b: dict[str, Any], top_y: float, top_w: float, hem_y: float, flare
     return [(-top_w, top_y), (top_w, top_y)] + curve[::-1]
 
 
-def _draw_sleeves(c: _Canvas, b: dict[str, Any], label: int, length: str, extra: float) -> None:
-    """Sleeves over the arms: "short" (upper half of the upper arm) or "long" (to the wrist)."""
-    wa, we, wr = (w + extra for w in b["arm_w"])
+def _sample_sleeves(rng: np.random.Generator, outfit: dict[str, Any]) -> None:
+    """Sleeve length of each garment as the covered share of the arm path shoulder -> elbow -> wrist.
+
+    One draw per garment from its own generator (see the module notes). Arms hidden under long sleeves
+    and gloves need sleeves reaching the gloves, so those sleeves run to the wrist.
+    """
+    shapes = {g["shape"] for g in outfit["garments"]}
+    arms_hidden, _ = _hidden_limbs(shapes, outfit["gloves"] is not None)
+    ranges = {"t-shirt": (0.12, 0.6), "long-sleeve": (0.75, 1.0), "coat": (0.75, 1.0), "dress": (0.1, 0.4)}
+    for g, draw in zip(outfit["garments"], rng.random(len(outfit["garments"]))):
+        if g["shape"] not in ranges or g.get("sleeves") == "none":  # bottoms and sleeveless dresses
+            continue
+        lo, hi = ranges[g["shape"]]
+        full = arms_hidden and g["shape"] in ("long-sleeve", "coat")
+        g["sleeve_length"] = 1.0 if full else lo + float(draw) * (hi - lo)
+
+
+def _arm_path(b: dict[str, Any], name: str, fraction: float) -> tuple[list[np.ndarray], list[float]]:
+    """Points and arm widths along the first ``fraction`` of the arm path shoulder -> elbow -> wrist."""
+    arm, (wa, we, wr) = b[name], b["arm_w"]
+    upper = float(np.linalg.norm(arm["elbow"] - arm["shoulder"]))
+    fore = float(np.linalg.norm(arm["wrist"] - arm["elbow"]))
+    s = fraction * (upper + fore)
+    if s <= upper:
+        t = s / upper
+        return [arm["shoulder"], arm["shoulder"] + t * (arm["elbow"] - arm["shoulder"])], [wa, wa + t * (we - wa)]
+    t = (s - upper) / fore
+    return ([arm["shoulder"], arm["elbow"], arm["elbow"] + t * (arm["wrist"] - arm["elbow"])],
+            [wa, we, we + t * (wr - we)])
+
+
+def _draw_sleeves(c: _Canvas, b: dict[str, Any], label: int, fraction: float, extra: float) -> None:
+    """Sleeves over the first ``fraction`` of each arm (tapered like the arm, ``extra`` wider)."""
     for _, name in SIDES:
-        arm = b[name]
-        if length == "short":
-            end = arm["shoulder"] + 0.5 * (arm["elbow"] - arm["shoulder"])
-            c.limb(arm["shoulder"], end, wa + 0.04, 0.5 * (wa + we) + 0.04, label)
-        else:
-            c.limb(arm["shoulder"], arm["elbow"], wa, we, label)
-            c.limb(arm["elbow"], arm["wrist"], we, wr, label)
+        points, widths = _arm_path(b, name, fraction)
+        for (p0, p1), (w0, w1) in zip(zip(points, points[1:]), zip(widths, widths[1:])):
+            c.limb(p0, p1, w0 + extra, w1 + extra, label)
 
 
 def _draw_arms(c: _Canvas, b: dict[str, Any]) -> None:
@@ -428,6 +459,46 @@ def _garment_geometry(rng: np.random.Generator, b: dict[str, Any], outfit: dict[
         outfit["scarf_side"] = int(rng.choice([-1, 1]))
 
 
+def _lower_hems(b: dict[str, Any], outfit: dict[str, Any]) -> list[tuple[float, float]]:
+    """(lowest y, full width) of each lower garment's hem as drawn, in head units."""
+    w_hip, w_knee, w_ankle = b["leg_w"]
+    hems = []
+    for g in outfit["garments"]:
+        shape = g["shape"]
+        if shape in ("trousers", "shorts"):  # each leg ends in a round cap of the leg's width
+            ends = []
+            for side, name in SIDES:
+                leg = b[name]
+                if shape == "shorts":
+                    end, width = leg["hip"] + 0.5 * (leg["knee"] - leg["hip"]), 0.5 * (w_hip + w_knee) + 0.16
+                else:
+                    end, width = leg["ankle"] + [0, 0.04], w_ankle + 0.16
+                ends.append((float(end[1]) + width / 2, side * float(end[0]) + width / 2))
+            hems.append((max(y for y, _ in ends), sum(x for _, x in ends)))
+        elif shape in ("skirt", "dress", "coat"):  # skirt and dress hems curve 0.06 lower at the centre
+            widths = _hem_half_widths(b, g["hem_y"], 0.22 if shape == "coat" else g["flare"])
+            hems.append((g["hem_y"] + (0.0 if shape == "coat" else 0.06), widths[1] + widths[-1]))
+    return hems
+
+
+def _true_attributes(b: dict[str, Any], outfit: dict[str, Any]) -> dict[str, float]:
+    """The garment attributes this figure is drawn with (what fashion_edit.data.attributes measures).
+
+    sleeve_length: covered share of the arm path shoulder -> elbow -> wrist (the longest sleeve; 0 = bare).
+    hem_length: (lowest hem - hip_y) / (ankle y - hip_y), ankle y = mean of both legs.
+    width: that hem's full width / the figure's height (head top to the shoes' soles).
+    """
+    sleeves = [g.get("sleeve_length", 0.0) for g in outfit["garments"]]
+    hem_y, hem_w = max(_lower_hems(b, outfit), key=lambda hem: hem[0])
+    ankle_y = 0.5 * (b["left"]["ankle"][1] + b["right"]["ankle"][1])
+    head_top = {"bun": -0.25}.get(outfit["hair"]["style"], -0.05)
+    if outfit["hat"]:
+        head_top = -0.2 if outfit["hat_style"] == "brim" else -0.1
+    soles = max(b["left"]["ankle"][1], b["right"]["ankle"][1]) + 0.4
+    return {"sleeve_length": max(sleeves), "hem_length": (hem_y - b["hip_y"]) / (ankle_y - b["hip_y"]),
+            "width": hem_w / (soles - head_top)}
+
+
 def _extent(b: dict[str, Any], outfit: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """Bounding box (min xy, max xy) of everything drawn, in head units."""
     pts = [np.array([-0.7, -0.3]), np.array([0.7, -0.3])]
@@ -493,14 +564,10 @@ def _draw_figure(c: _Canvas, b: dict[str, Any], outfit: dict[str, Any]) -> None:
         _draw_scarf(c, b, outfit["scarf_side"])
     if not arms_hidden:
         _draw_arms(c, b)
-    if "t-shirt" in garments:
-        _draw_sleeves(c, b, garments["t-shirt"]["label"], "short", 0.1)
-    if "long-sleeve" in garments:
-        _draw_sleeves(c, b, garments["long-sleeve"]["label"], "long", 0.1)
-    if "dress" in garments and garments["dress"]["sleeves"] == "short":
-        _draw_sleeves(c, b, garments["dress"]["label"], "short", 0.08)
-    if "coat" in garments:
-        _draw_sleeves(c, b, garments["coat"]["label"], "long", 0.2)
+    # short sleeves (t-shirt, dress) hang 0.04 looser than long ones, as before sleeves were continuous
+    for shape, extra in (("t-shirt", 0.14), ("long-sleeve", 0.1), ("dress", 0.12), ("coat", 0.2)):
+        if "sleeve_length" in garments.get(shape, {}):
+            _draw_sleeves(c, b, garments[shape]["label"], garments[shape]["sleeve_length"], extra)
     if outfit["gloves"]:
         _draw_gloves(c, b)
     _draw_head(c, b, outfit)
@@ -713,6 +780,7 @@ def render_figure(index: int, p: SynthesizeParams) -> Figure:
     """Render figure ``index`` of the dataset defined by ``p`` (independent of all other figures)."""
     rng = np.random.default_rng([p.seed, index])
     outfit = _sample_outfit(rng)
+    _sample_sleeves(np.random.default_rng([p.seed, index, 1]), outfit)
     body = _sample_body(rng)
     _garment_geometry(rng, body, outfit)
     unit, origin = _place(rng, *_extent(body, outfit), p.height, p.width)
@@ -744,6 +812,7 @@ def render_figure(index: int, p: SynthesizeParams) -> Figure:
         "gloves": outfit["gloves"], "socks": outfit["socks"]["kind"] if outfit["socks"] else None,
         "hair": outfit["hair"], "skin": outfit["skin"], "shoes": outfit["shoes"],
         "body": {"unit_px": unit, "width": body["width"], "legs": body["legs"]}, "pose": body["pose"],
+        "attributes": _true_attributes(body, outfit),
     })
     return Figure(image=image, parsing=parsing, keypoints=keypoints, description=description)
 

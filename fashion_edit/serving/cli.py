@@ -3,6 +3,7 @@ with the registry's champion.
 
     fashion-edit edit --image in.png --mask m.png [--sketch s.png] [--colour c.png] --out out.png \
         [--model models:/editor@champion | --checkpoint artifacts/editor] [--seed 0]
+    fashion-edit edit --image in.png --attribute sleeve_length=+0.4 [--attribute hem_length=-0.2] --out out.png
     fashion-edit compare [--model editor] [--params params.yaml] [--tracking-uri URI]
     python -m fashion_edit.serving.cli edit ...            # the same without the console script
     fashion-edit ui [--port 5000]                  # MLflow UI of the pipeline's runs (`make ui`)
@@ -10,6 +11,9 @@ with the registry's champion.
 
 Mask: white (>= 128) = the region to repaint. Sketch: light lines on dark. Colour: strokes on black,
 or on a transparent RGBA canvas. All inputs must have the image's size (``fashion_edit.serving.editor``).
+``--attribute NAME=STRENGTH`` (repeatable) changes a garment attribute the parser learned (``parser.attributes``:
+sleeve_length, hem_length, width) by that much; it erases its own region, so ``--mask`` becomes optional
+(``fashion_edit.serving.attribute_edit``).
 The model is the MLflow registry's ``editor@champion`` by default (tracking URI: ``--tracking-uri``,
 else params ``mlflow.tracking_uri`` / ``$MLFLOW_TRACKING_URI`` / ``sqlite:///mlflow.db`` next to
 ``--params``), or an editor folder written by the ``register`` stage (``--checkpoint artifacts/editor``).
@@ -39,6 +43,7 @@ from fashion_edit.config import MlflowParams, load_params
 from fashion_edit.errors import FashionEditError
 from fashion_edit.evaluation.headline import numeric_metrics
 from fashion_edit.layout import EVALUATE_DETAIL, PREPARED
+from fashion_edit.serving.attribute_edit import parse_attribute_requests
 from fashion_edit.serving.editor import EditInputError, Editor, EditorModelError
 from fashion_edit.tracking.runs import UI_ENV, experiment_runs_url, resolve_tracking_uri, ui_server_command
 
@@ -64,12 +69,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     edit = commands.add_parser("edit", help="repaint the masked region of a photo",
                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     edit.add_argument("--image", type=Path, required=True, help="photo to edit (PNG/JPEG)")
-    edit.add_argument("--mask", type=Path, required=True, help="hole mask, white = repaint, same size as the image")
+    edit.add_argument("--mask", type=Path, help="hole mask, white = repaint, same size as the image (required "
+                      "unless --attribute is given)")
     edit.add_argument("--sketch", type=Path, help="sketch lines inside the hole (light on dark)")
     edit.add_argument("--colour", "--color", dest="colour", type=Path, help="colour strokes inside the hole")
     edit.add_argument("--out", type=Path, required=True, help="where to write the edited image")
     add_model_options(edit)
     edit.add_argument("--seed", type=int, default=0, help="seed of the noise inside the hole (default 0)")
+    edit.add_argument("--attribute", action="append", default=[], metavar="NAME=STRENGTH",
+                      help="change a garment attribute, e.g. sleeve_length=+0.4 (repeatable)")
     compare = commands.add_parser("compare", help="this run's headline metrics against the registry's champion",
                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     compare.add_argument("--model", help="registered model whose champion to compare with (default: the "
@@ -206,9 +214,13 @@ def run_edit(args: argparse.Namespace) -> str:
         path = getattr(args, name)
         if path is not None and not path.is_file():
             raise EditInputError(f"--{name} {path}: file not found")
+    attributes = parse_attribute_requests(args.attribute)
+    if args.mask is None and not attributes:
+        raise EditInputError("give --mask (the region to repaint) or at least one --attribute NAME=STRENGTH")
     edit = load_edit_function(args)
     started = time.perf_counter()
-    edited = edit(image=args.image, mask=args.mask, sketch=args.sketch, colour=args.colour, seed=args.seed)
+    edited = edit(image=args.image, mask=args.mask, sketch=args.sketch, colour=args.colour, seed=args.seed,
+                  attributes=attributes)
     elapsed_ms = (time.perf_counter() - started) * 1000
     write_image(edited, args.out)
     return f"wrote {args.out} ({edited.shape[1]}x{edited.shape[0]}) in {elapsed_ms:.0f} ms"

@@ -46,6 +46,9 @@ from fashion_edit.data.letterbox import Letterbox, fit_binary, fit_photo
 from fashion_edit.errors import FashionEditError
 from fashion_edit.networks import (Batch, build_inpainter, build_parser, build_segmenter, parser_input, run_inpainter,
                                    segment)
+from fashion_edit.serving.attribute_edit import (Strengths, attribute_hole, attribute_targets, check_strengths,
+                                                 edit_conditions)
+from fashion_edit.visualize import image_to_uint8
 from fashion_edit.weights import architecture_of, load_network, save_network
 
 BUNDLE_FORMAT = "fashion-edit-editor/2"
@@ -185,8 +188,9 @@ class EditInputs:
     strokes: np.ndarray
 
     @classmethod
-    def read(cls, image: PictureSource, mask: PictureSource, sketch: PictureSource | None = None,
-             colour: PictureSource | None = None) -> "EditInputs":
+    def read(cls, image: PictureSource, mask: PictureSource | None, sketch: PictureSource | None = None,
+             colour: PictureSource | None = None, allow_empty_hole: bool = False) -> "EditInputs":
+        """``allow_empty_hole``: an attribute edit makes its own hole, so the mask may be empty or None."""
         rgb = _as_rgb(read_picture(image, "image"))
         size = rgb.shape[:2]
 
@@ -196,8 +200,9 @@ class EditInputs:
                                      f"{size[1]}x{size[0]}: draw the {name} on a canvas of the image's size")
             return picture
 
-        hole = _binary(same_size(read_picture(mask, "mask"), "mask"))
-        if not hole.any():
+        hole = (np.zeros(size, bool) if mask is None and allow_empty_hole
+                else _binary(same_size(read_picture(mask, "mask"), "mask")))
+        if not hole.any() and not allow_empty_hole:
             raise EditInputError("mask has no hole: paint the region to edit white (>= 128) on black")
         if hole.all():
             raise EditInputError("mask covers the whole image: leave some of the photo unmasked to edit from")
@@ -257,9 +262,12 @@ class TwoStageOutput:
 
 
 @torch.no_grad()
-def two_stage(networks: EditorNetworks, batch: Batch) -> TwoStageOutput:
-    """Parser then inpainter on a batch in the dataset's format (``batch["parsing"]`` = the known parsing)."""
-    predicted = networks.parser(parser_input(batch)).argmax(dim=1)
+def two_stage(networks: EditorNetworks, batch: Batch, attribute_target: torch.Tensor | None = None) -> TwoStageOutput:
+    """Parser then inpainter on a batch in the dataset's format (``batch["parsing"]`` = the known parsing);
+    ``attribute_target`` (B, k): the attributes the parser's completion should have (attribute edits)."""
+    x = parser_input(batch)
+    logits = networks.parser(x) if attribute_target is None else networks.parser(x, attribute_target=attribute_target)
+    predicted = logits.argmax(dim=1)
     completed = torch.where(batch["mask"][:, 0] > 0, predicted, batch["parsing"])
     _, composited = run_inpainter(networks.inpainter, batch, completed)
     return TwoStageOutput(predicted, completed, composited.clamp(-1, 1))
@@ -279,6 +287,7 @@ def _tensor(array: np.ndarray) -> torch.Tensor:
 class EditResult:
     image: np.ndarray     # (H, W, 3) uint8 RGB at the input's size
     parsing: np.ndarray   # (h, w) uint8 completed LIP-20 parsing at the model's resolution
+    hole: np.ndarray      # (H, W) bool: what was repainted (the drawn hole plus attribute regions)
 
 
 class Editor:
@@ -287,20 +296,43 @@ class Editor:
     def __init__(self, networks: EditorNetworks, size: tuple[int, int]) -> None:
         self.networks, self.size = networks, (int(size[0]), int(size[1]))
 
-    def edit(self, image: PictureSource, mask: PictureSource, sketch: PictureSource | None = None,
-             colour: PictureSource | None = None, seed: int = 0) -> np.ndarray:
-        """The edited image (H, W, 3) uint8 RGB; ``seed`` fixes the noise inside the hole."""
-        return self.run(EditInputs.read(image, mask, sketch, colour), seed).image
+    def edit(self, image: PictureSource, mask: PictureSource | None = None, sketch: PictureSource | None = None,
+             colour: PictureSource | None = None, seed: int = 0, attributes: Strengths | None = None) -> np.ndarray:
+        """The edited image (H, W, 3) uint8 RGB; ``seed`` fixes the noise inside the hole; ``attributes``:
+        strengths of attribute edits (``fashion_edit.serving.attribute_edit``), which need no mask."""
+        strengths = check_strengths(self.networks.parser_net, attributes or {})
+        return self.run(EditInputs.read(image, mask, sketch, colour, allow_empty_hole=bool(attributes)), seed,
+                        strengths).image
 
-    def run(self, inputs: EditInputs, seed: int = 0) -> EditResult:
+    def run(self, inputs: EditInputs, seed: int = 0, attributes: Strengths | None = None) -> EditResult:
+        """The edit of checked inputs; ``attributes``: non-zero strengths already checked by :func:`check_strengths`."""
         batch, box = self.model_batch(inputs, seed)
+        hole = inputs.hole
         with torch.inference_mode():
             batch["parsing"] = segment(self.networks.segmenter, batch["image"])
+            target = self._add_attribute_edit(batch, attributes, seed) if attributes else None
+            if not batch["mask"].any():
+                return EditResult(inputs.image.copy(), batch["parsing"][0].numpy().astype(np.uint8), hole)
             batch["known_fg"] = known_foreground(batch)
-            out = two_stage(self.networks, batch)
-        rendered = ((out.image[0].permute(1, 2, 0).numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
-        edited = np.where(inputs.hole[..., None], box.unfit(rendered), inputs.image)
-        return EditResult(edited, out.completed[0].numpy().astype(np.uint8))
+            out = two_stage(self.networks, batch, target)
+        if attributes:  # the attribute regions, back at the input's size
+            hole = hole | (box.unfit(batch["mask"][0, 0].numpy()) > 0.5)
+        rendered = image_to_uint8(out.image[0])
+        edited = np.where(hole[..., None], box.unfit(rendered), inputs.image)
+        return EditResult(edited, out.completed[0].numpy().astype(np.uint8), hole)
+
+    def _add_attribute_edit(self, batch: Batch, strengths: Strengths, seed: int) -> torch.Tensor:
+        """Widen the batch's hole by the attribute regions, add texture strokes from the erased garments,
+        and return the parser's attribute targets (1, k)."""
+        parsing = batch["parsing"][0].numpy().astype(np.uint8)
+        targets = attribute_targets(self.networks.parser_net, parsing, strengths)
+        hole = attribute_hole(parsing, strengths) | (batch["mask"][0, 0].numpy() > 0.5)
+        conditions = edit_conditions(image_to_uint8(batch["image"][0]), parsing, hole, seed)
+        drawn = batch["colour"].abs().sum(1, keepdim=True) > 0  # the user's own strokes win where they are
+        batch["colour"] = torch.where(drawn, batch["colour"], conditions["colour"])
+        batch["sketch"] = batch["sketch"] * conditions["mask"]
+        batch["mask"], batch["noise"] = conditions["mask"], conditions["noise"]
+        return torch.from_numpy(targets)[None]
 
     def model_batch(self, inputs: EditInputs, seed: int = 0) -> tuple[Batch, Letterbox]:
         """The dataset's item format (DESIGN 3.2) at model resolution, batch of one, without the parsing

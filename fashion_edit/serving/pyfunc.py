@@ -3,24 +3,32 @@
 
     model = load_registered_model("models:/editor@champion", tracking_uri)   # or mlflow.pyfunc.load_model
     [edit] = model.predict({"image": base64_png, "mask": base64_mask}, params={"seed": 3})
+    [edit] = model.predict([{"image": base64_png, "attributes": {"sleeve_length": 0.4}}])  # no mask needed
     edit["image"]    # the edited photo as base64 PNG text; edit["notice"]: None, or why it was downscaled
     edits = model.predict(pandas.DataFrame({"image": [...], "mask": [...]}), params={"output": "array"})
 
-Input: one edit as a mapping with ``image`` and ``mask`` and optionally ``sketch`` and ``colour``, or a
-list of such mappings / a DataFrame with those columns (missing optional cells: None or NaN). Each
-picture is base64-encoded PNG/JPEG text (a ``data:image/png;base64,`` URI too) or an array / nested
-lists of pixel values (conventions in ``fashion_edit.serving.editor``); arrays go one mapping per edit
-in a list (or a DataFrame; ``dataframe_records`` over REST), since MLflow spreads a mapping of arrays
-over rows. Never a file path: the served
-model must not read the server's files, so any other text is refused with the same message whether or
-not such a file exists (see "pictures received over the network" below, which also caps a huge
-photo's size).
+Input: one edit as a mapping with ``image`` and ``mask`` and optionally ``sketch``, ``colour`` and
+``attributes``, or a list of such mappings / a DataFrame with those columns (missing optional cells: None
+or NaN). ``attributes`` maps garment attributes the model learned to strengths, e.g. ``{"sleeve_length":
+0.4, "hem_length": -0.2}``, or that object as JSON text. An object needs one mapping per edit in a list
+(or a DataFrame cell; ``dataframe_records`` over REST); a single edit given as a mapping (an ``inputs``
+object over REST) takes the JSON text, since MLflow spreads an object there over rows. The edit erases
+its own region, so ``mask`` may then be omitted or empty. The names and the strength range are the
+parser's (``parser.attributes``, ``parser.max_strength``, :mod:`fashion_edit.serving.attribute_edit`); a
+strength of 0 is no edit. Each picture is base64-encoded PNG/JPEG text (a ``data:image/png;base64,`` URI
+too) or an array / nested lists of pixel values (conventions in ``fashion_edit.serving.editor``); arrays
+go one mapping per edit in a list (or a DataFrame; ``dataframe_records`` over REST), since MLflow spreads
+a mapping of arrays over rows. Never a file path: the served model must not read the server's files, so
+any other text is refused with the same message whether or not such a file exists (see "pictures
+received over the network" below, which also caps a huge photo's size).
 Output: one ``{"image": ..., "notice": ...}`` per edit, ``image`` a base64 PNG (param
 ``output=png``, the default: ~1/10 of the JSON of an array) or nested lists of RGB values
 (``output=array``). Param ``seed`` (default 0) fixes the noise inside the hole. A JSON request to
 ``mlflow models serve``: ``{"inputs": {"image": "<base64 PNG>", "mask": "<base64 PNG>"},
-"params": {"seed": 3}}`` (README.md has a curl example), answered ``{"predictions": [{"image":
-"<base64 PNG>", "notice": null}]}``; a bad input is HTTP 400 with the reason as ``message``.
+"params": {"seed": 3}}`` (README.md has a curl example; an attribute edit: ``{"dataframe_records":
+[{"image": ..., "attributes": {"sleeve_length": 0.4}}]}`` or ``{"inputs": {"image": ..., "attributes":
+"{\\"sleeve_length\\": 0.4}"}}``), answered ``{"predictions": [{"image": "<base64 PNG>", "notice": null}]}``;
+a bad input is HTTP 400 with the reason as ``message``.
 The signature names the input columns, so the registry shows them.
 
 The model folder holds the editor bundle (weights + architectures) as the artifact ``editor`` and
@@ -39,6 +47,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import json
 import math
 import re
 from collections.abc import Mapping
@@ -57,12 +66,16 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.types.schema import AnyType, ColSpec, DataType, ParamSchema, ParamSpec, Schema
 from PIL import Image
 
+from fashion_edit.errors import FashionEditError
 from fashion_edit.networks import Batch, incomplete_image, inpainter_condition, onehot, parser_input
-from fashion_edit.serving.editor import EditInputError, EditInputs, Editor, EditorNetworks, known_foreground
+from fashion_edit.serving.attribute_edit import AttributeEditError, check_strengths
+from fashion_edit.serving.editor import (EditInputError, EditInputs, EditResult, Editor, EditorNetworks,
+                                         known_foreground)
 
 EDITOR_ARTIFACT = "editor"
-REQUIRED_KEYS = ("image", "mask")
-OPTIONAL_KEYS = ("sketch", "colour")
+REQUIRED_KEYS = ("image", "mask")  # mask: unless attributes are given
+OPTIONAL_KEYS = ("sketch", "colour", "attributes")
+PICTURE_KEYS = ("image", "mask", "sketch", "colour")
 OUTPUT_FORMATS = ("png", "array")
 # distributions the editor imports at load/predict time (pinned to the versions installed here)
 RUNTIME_DISTRIBUTIONS = ("torch", "numpy", "opencv-python", "pydantic", "pyyaml", "tqdm", "pillow", "mlflow")
@@ -203,15 +216,64 @@ def _unwrapped(value: Any) -> Any:
 
 
 def edit_request(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Check one request's keys; optional inputs that are None/NaN become None."""
+    """Check one request's keys; optional inputs that are None/NaN become None and ``attributes`` a dict
+    (:func:`request_attributes`). ``mask`` may be absent when attributes are asked for: the edit erases its own
+    region."""
     unknown = set(row) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS)
     if unknown:
         raise EditInputError(f"unknown input(s) {sorted(unknown)}; an edit takes {REQUIRED_KEYS + OPTIONAL_KEYS}")
     values = {key: _unwrapped(row.get(key)) for key in REQUIRED_KEYS + OPTIONAL_KEYS}
-    absent = [key for key in REQUIRED_KEYS if _missing(values[key])]
+    values = {key: None if _missing(value) else value for key, value in values.items()}
+    values["attributes"] = request_attributes(values["attributes"])
+    absent = [key for key in REQUIRED_KEYS if values[key] is None and not (key == "mask" and values["attributes"])]
     if absent:
         raise EditInputError(f"an edit needs {list(REQUIRED_KEYS)}; missing {absent}")
-    return {key: None if _missing(value) else value for key, value in values.items()}
+    return values
+
+
+def request_attributes(value: Any) -> dict[str, float]:
+    """The ``attributes`` input as {name: strength}: a mapping, or JSON text of one (columns of objects are
+    awkward in CSV or a typed DataFrame); None -> {}. EditInputError naming the field otherwise."""
+    if value is None:
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise EditInputError(f"attributes: not a JSON object ({exc}); send e.g. "
+                                 '{"sleeve_length": 0.4}') from None
+    if not isinstance(value, Mapping):  # a bare number: an object MLflow spread over rows (module docstring)
+        raise EditInputError(f"attributes: got {type(value).__name__}; send an object of attribute name -> "
+                             'strength, e.g. {"sleeve_length": 0.4} (as JSON text when the edit is a single '
+                             "mapping rather than a list of them: MLflow spreads an object there over rows)")
+    strengths = {}
+    for name, strength in value.items():
+        # bool is an int to Python, but `true` is no strength; numpy scalars arrive from DataFrames
+        if isinstance(strength, (bool, np.bool_)) or not isinstance(strength, (int, float, np.integer, np.floating)):
+            raise EditInputError(f"attributes: the strength of {name!r} must be a number, got {strength!r}")
+        strengths[str(name)] = float(strength)
+    return strengths
+
+
+def edit_inputs(editor: Editor, pictures: Mapping[str, Any],
+                strengths: Mapping[str, float]) -> tuple[EditInputs, dict[str, float]]:
+    """The checked inputs of decoded ``pictures`` (keys of :data:`PICTURE_KEYS`) and the non-zero attribute
+    ``strengths`` this editor can apply. Asking for attributes at all (zeros included) makes the mask optional."""
+    try:
+        nonzero = check_strengths(editor.networks.parser_net, strengths)
+    except AttributeEditError as exc:  # a bad input naming the field, as the page and REST report it
+        raise EditInputError(f"attributes: {exc}") from None
+    return EditInputs.read(**pictures, allow_empty_hole=bool(strengths)), nonzero
+
+
+def run_edit(editor: Editor, inputs: EditInputs, strengths: Mapping[str, float], seed: int) -> EditResult:
+    """``editor.run``, with an attribute edit this photo cannot take as a bad input naming the field."""
+    try:
+        return editor.run(inputs, seed, strengths)
+    except EditInputError:
+        raise
+    except FashionEditError as exc:  # the photo has no garment an attribute measures, or no figure at all
+        raise EditInputError(f"attributes: {exc}") from None
 
 
 class EditRequestError(EditInputError, MlflowException):
@@ -233,7 +295,8 @@ class EditRequestError(EditInputError, MlflowException):
 
 
 class EditorModel(mlflow.pyfunc.PythonModel):
-    """pyfunc: image + mask (+ sketch, colour strokes) as bytes or arrays -> edited image; see the module docstring."""
+    """pyfunc: image + mask (+ sketch, colour strokes, attribute strengths) -> edited image; see the module
+    docstring."""
 
     # No type hints on predict, on purpose: MLflow would convert the inputs (base64 text or arrays of any size,
     # optional keys) itself. This is MLflow's switch for that (without it every import warns that predict has no
@@ -262,10 +325,11 @@ class EditorModel(mlflow.pyfunc.PythonModel):
 
     def _edit(self, row: Mapping[str, Any], seed: int, output: str) -> dict[str, Any]:
         """One edit from bytes or arrays (never a path: see :func:`request_picture`)."""
-        pictures = {key: None if value is None else request_picture(value, key)
-                    for key, value in edit_request(row).items()}
+        request = edit_request(row)
+        pictures = {key: None if request[key] is None else request_picture(request[key], key) for key in PICTURE_KEYS}
         pictures, notice = downscaled(pictures)
-        edited = self.editor.run(EditInputs.read(**pictures), seed).image
+        inputs, strengths = edit_inputs(self.editor, pictures, request["attributes"])
+        edited = run_edit(self.editor, inputs, strengths, seed).image
         return {"image": png_base64(edited) if output == "png" else edited.tolist(), "notice": notice}
 
 
@@ -278,8 +342,9 @@ def output_format(value: Any) -> str:
 
 
 def editor_signature() -> ModelSignature:
-    """Named input columns (base64 PNG/JPEG text or arrays, sketch and colour optional), the edit and its notice
-    as output, and the ``seed`` and ``output`` params: what the registry shows for the model."""
+    """Named input columns (base64 PNG/JPEG text or arrays, sketch and colour optional; attributes an object or
+    its JSON text), the edit and its notice as output, and the ``seed`` and ``output`` params: what the registry
+    shows for the model."""
     # every column optional for MLflow: its own check of a missing column answers with the whole request echoed
     # (megabytes of base64); :func:`edit_request` names the missing key instead
     inputs = Schema([ColSpec(AnyType(), key, required=False) for key in REQUIRED_KEYS + OPTIONAL_KEYS])

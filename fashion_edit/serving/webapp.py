@@ -5,11 +5,13 @@ sketch lines and colour strokes in the browser and sends them, with the photo, a
 same files ``fashion-edit edit`` reads, which the page offers for download so an edit can be replayed
 from the command line. This module is the JSON API behind it (FastAPI, served by uvicorn on 127.0.0.1):
 
-    GET  /api/status          the model served (name, version, alias, metrics) or why none is loaded
+    GET  /api/status          the model served (name, version, alias, metrics, the attributes it edits and
+                              their strength range) or why none is loaded
     POST /api/reload          try loading the model again (after `make run`, or a tracking server restart)
     GET  /api/examples        the prepared test split's photos ({"examples": [...], "note": ...})
     GET  /api/examples/{i}    one of them as PNG
-    POST /api/edit            {image, mask, sketch?, colour?, seed} -> {image, parsing, hole, notice, ...}
+    POST /api/edit            {image, mask, sketch?, colour?, attributes?, seed} -> {image, parsing, hole,
+                              notice, ...}; attributes: {name: strength}, with which the mask may be omitted
 
 A bad request is HTTP 400 with ``{"error": ...}``; no model is HTTP 503 saying how to get one; the
 server keeps serving either way. Pictures are decoded by :mod:`fashion_edit.serving.pyfunc` (bytes
@@ -31,13 +33,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictFloat
 
 from fashion_edit.data.letterbox import Letterbox
 from fashion_edit.data.store import StoreError, open_split
 from fashion_edit.errors import FashionEditError
 from fashion_edit.serving.editor import EditInputError, EditInputs, EditResult
-from fashion_edit.serving.pyfunc import MAX_SIDE, downscaled, png_bytes, request_picture
+from fashion_edit.serving.pyfunc import (MAX_SIDE, PICTURE_KEYS, downscaled, edit_inputs, png_bytes, request_picture,
+                                         run_edit)
 from fashion_edit.visualize import colourise_parsing
 
 STATIC = files("fashion_edit.serving") / "static"
@@ -49,12 +52,14 @@ NO_MODEL_HELP = ("Get a model with `make run` (trains and registers editor@champ
 
 
 class EditBody(BaseModel):
-    """One edit as the page sends it: PNG/JPEG data URIs (or base64 text)."""
+    """One edit as the page sends it: PNG/JPEG data URIs (or base64 text) and attribute strengths (the page
+    sends the non-zero ones; the mask may be empty or absent when there are some)."""
 
     image: str
-    mask: str
+    mask: str | None = None
     sketch: str | None = None
     colour: str | None = None
+    attributes: dict[str, StrictFloat] = {}  # strict: `true` or "0.3" is no strength
     seed: int = 0
 
 
@@ -101,25 +106,30 @@ class EditorService:
         if self.loaded is None:
             return {"ready": False, "error": self.error, "max_side": MAX_SIDE}
         model = self.loaded
+        parser_net = model.editor.networks.parser_net  # the page shows a slider per attribute it learned
         return {"ready": True, "description": model.describe(), "name": model.name, "version": model.version,
                 "alias": model.alias, "metrics": model.metrics, "source": model.source,
-                "replay": replay_flag(model), "size": list(model.editor.size), "max_side": MAX_SIDE}
+                "replay": replay_flag(model), "size": list(model.editor.size), "max_side": MAX_SIDE,
+                "attributes": list(parser_net.attributes), "max_strength": parser_net.max_strength}
 
     def edit(self, body: EditBody) -> dict[str, Any]:
         """The edit of one request: result, parsing and hole as PNG data URIs, any downscale notice, timing."""
         if self.loaded is None:
             raise ModelUnavailable(self.error or NO_MODEL_HELP)
+        if body.mask is None and not body.attributes:
+            raise EditInputError("an edit needs a mask (the region to repaint) or attribute strengths")
         pictures = {name: request_picture(value, name) if value is not None else None
-                    for name, value in body.model_dump(exclude={"seed"}).items()}
+                    for name, value in body.model_dump(include=set(PICTURE_KEYS)).items()}
         pictures, notice = downscaled(pictures)
-        inputs = EditInputs.read(**pictures)
+        inputs, strengths = edit_inputs(self.loaded.editor, pictures, body.attributes)
         with self._lock:
             started = time.perf_counter()
-            result = self.loaded.editor.run(inputs, body.seed)
+            result = run_edit(self.loaded.editor, inputs, strengths, body.seed)
             elapsed_ms = (time.perf_counter() - started) * 1000
         return {"image": data_uri(png_bytes(result.image)),
                 "parsing": data_uri(png_bytes(parsing_at_input_size(result, inputs, self.loaded.editor.size))),
-                "hole": data_uri(png_bytes(hole_picture(inputs.hole))), "notice": notice, "seed": body.seed,
+                # what was repainted: the painted hole plus the regions the attribute edits erased
+                "hole": data_uri(png_bytes(hole_picture(result.hole))), "notice": notice, "seed": body.seed,
                 "networks_ms": round(elapsed_ms, 1), "width": inputs.image.shape[1], "height": inputs.image.shape[0]}
 
 
@@ -170,7 +180,8 @@ def create_app(service: EditorService, examples: Examples) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def bad_body(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'body'}: {e['msg']}" for e in exc.errors())
-        return error(400, f"bad edit request ({problems}): send JSON with image and mask as PNG data URIs")
+        return error(400, f"bad edit request ({problems}): send JSON with image and mask as PNG data URIs "
+                          "and attributes as {name: strength}")
 
     @app.exception_handler(EditInputError)
     async def bad_input(request: Request, exc: EditInputError) -> JSONResponse:

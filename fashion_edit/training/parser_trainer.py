@@ -12,8 +12,10 @@ import numpy as np
 import torch
 
 from fashion_edit.config import Params
-from fashion_edit.networks import (build_parser, build_parser_criterion, build_parser_discriminator,
+from fashion_edit.data.attributes import attribute_index
+from fashion_edit.networks import (build_parser, build_parser_criterion, build_parser_discriminator, onehot,
                                    parser_discriminator_input, parser_input)
+from fashion_edit.training.attribute_loss import counterfactual_loss, counterfactual_targets
 from fashion_edit.training.runner import TrainerSpec
 from fashion_edit.visualize import colourise_parsing, condition_picture, hole_overlay, make_grid, mask_to_uint8
 
@@ -29,15 +31,41 @@ def split_outputs(outputs: list[list[torch.Tensor]], n_real: int) -> tuple[list[
     return real, fake
 
 
+def attribute_columns(params: Params) -> list[int]:
+    """Columns of the dataset's attribute vector that the parser's attribute mapping learns, in its order."""
+    return [attribute_index(name) for name in params.parser.attributes]
+
+
 class ParserTask:
     def __init__(self, params: Params, generator: torch.nn.Module, discriminator: torch.nn.Module,
                  d_train: torch.nn.Module) -> None:
         self.generator, self.discriminator, self.d_train = generator, discriminator, d_train
         self.criterion = build_parser_criterion(params).to(next(discriminator.parameters()).device)
+        self.attribute_columns = attribute_columns(params)
+        self.trained_attributes, self.max_strength = list(params.parser.attributes), params.parser.max_strength
+        self.counterfactual_weight = params.parser_loss.counterfactual
 
     def generate(self, batch: Batch) -> dict[str, torch.Tensor]:
         x = parser_input(batch)
-        return {"input": x, "logits": self.generator(x)}
+        if not self.attribute_columns:
+            return {"input": x, "logits": self.generator(x)}
+        # teacher forcing: the hole's code carries the true attributes, so the decoder learns to draw them
+        target = batch["attributes"][:, self.attribute_columns]
+        parser = getattr(self.generator, "module", self.generator)  # DDP wraps the parser
+        generated = {"input": x, "attribute_target": target, "directions": parser.directions}
+        changed, column, change = counterfactual_targets(batch, target, self.trained_attributes, self.max_strength)
+        asked = column >= 0
+        if self.counterfactual_weight > 0 and asked.any():
+            # one forward for the truth and the counterfactual requests together (DDP: one forward per backward)
+            both, code = self.generator(torch.cat([x, x[asked]]), attribute_target=torch.cat([target, changed[asked]]),
+                                        return_attribute_code=True)
+            logits, counterfactual = both[:x.shape[0]], both[x.shape[0]:]
+            generated |= {"counterfactual_logits": counterfactual, "counterfactual_asked": asked,
+                          "counterfactual_column": column[asked], "counterfactual_change": change[asked]}
+            code = code[:x.shape[0]]
+        else:
+            logits, code = self.generator(x, attribute_target=target, return_attribute_code=True)
+        return generated | {"logits": logits, "attribute_code": code}
 
     def _d_pair(self, d: torch.nn.Module, batch: Batch, x: torch.Tensor, fake_probs: torch.Tensor) -> Any:
         # one D call on real and fake together: DDP expects one forward per backward
@@ -53,7 +81,31 @@ class ParserTask:
     def generator_terms(self, batch: Batch, generated: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         probs = torch.softmax(generated["logits"], dim=1)
         d_real, d_fake = self._d_pair(self.discriminator, batch, generated["input"], probs)
-        return self.criterion.generator_losses(generated["logits"], batch["parsing"], d_fake, d_real)
+        terms = self.criterion.generator_losses(generated["logits"], batch["parsing"], d_fake, d_real)
+        if "attribute_code" in generated:
+            terms |= self.criterion.attribute_losses(generated["attribute_code"], generated["attribute_target"],
+                                                     generated["directions"])
+        if self.counterfactual_weight > 0 and "attribute_code" in generated:
+            terms["counterfactual"] = self.counterfactual_weight * self._counterfactual_term(batch, generated)
+        return terms
+
+    def _counterfactual_term(self, batch: Batch, generated: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Soft-measured change of the counterfactual completion against the requested change (0 without one:
+        the loss terms keep the same columns every step)."""
+        if "counterfactual_logits" not in generated:
+            return generated["logits"].sum() * 0.0
+        asked = generated["counterfactual_asked"]
+        hole, known = batch["mask"][asked], onehot(batch["parsing"][asked])
+
+        def completed(logits: torch.Tensor) -> torch.Tensor:
+            return hole * torch.softmax(logits, dim=1) + (1 - hole) * known
+
+        # against the same network's completion for the truth (detached): both are equally soft, so the
+        # difference is what the request changed
+        reference = completed(generated["logits"][asked].detach())
+        return counterfactual_loss(completed(generated["counterfactual_logits"]), reference, batch["figure_frame"][asked],
+                                   generated["counterfactual_column"], generated["counterfactual_change"],
+                                   self.trained_attributes)
 
     def sample_grid(self, batch: Batch, generated: dict[str, torch.Tensor]) -> np.ndarray:
         """Rows: incomplete parsing (hole tinted) | mask | sketch + colour | completed parsing | ground truth."""
@@ -74,5 +126,11 @@ def _build(params: Params, device: torch.device) -> tuple[torch.nn.Module, torch
     return build_parser(params).to(device), build_parser_discriminator(params).to(device)
 
 
+def _dataset_options(params: Params) -> dict[str, Any]:
+    if not params.parser.attributes:
+        return {}
+    return {"with_attributes": True, "attribute_holes": params.train_parser.attribute_hole_prob}
+
+
 PARSER_SPEC = TrainerSpec(name="parser", sections=SECTIONS, train=lambda p: p.train_parser, build=_build,
-                          task=ParserTask)
+                          task=ParserTask, dataset_options=_dataset_options)

@@ -25,7 +25,7 @@ import random
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -71,6 +71,8 @@ class TrainerSpec:
     weights_file: str = "generator.pt"         # the exported network under artifacts/<name>/
     # extra metrics of the exported network, e.g. the segmenter's validation mIoU: (params, paths, network)
     score: Callable[[Params, TrainPaths, torch.nn.Module], dict[str, float]] | None = None
+    # extra EditingDataset keywords of this task (the parser's attribute holes and values)
+    dataset_options: Callable[[Params], dict[str, Any]] = lambda params: {}
 
     @property
     def stage(self) -> str:
@@ -113,12 +115,12 @@ def _read_manifest_bytes(prepared: Path) -> bytes:
     return path.read_bytes()
 
 
-def _sample_dataset(prepared: Path, params: Params, seed: int) -> EditingDataset:
+def _sample_dataset(prepared: Path, params: Params, seed: int, options: dict[str, Any]) -> EditingDataset:
     """Fixed validation edits for the final grid; the training split if there is no validation data."""
     val = open_split(prepared / "val")
     if len(val):
-        return EditingDataset(val, params.masks, seed=seed, fixed_masks=True)
-    return EditingDataset(open_split(prepared / "train"), params.masks, seed=seed, fixed_masks=False)
+        return EditingDataset(val, params.masks, seed=seed, fixed_masks=True, **options)
+    return EditingDataset(open_split(prepared / "train"), params.masks, seed=seed, fixed_masks=False, **options)
 
 
 def _sample_batch(dataset: EditingDataset, ctx: DistContext, channels_last: bool) -> dict[str, torch.Tensor]:
@@ -188,7 +190,8 @@ def _time_layouts(params: Params, spec: TrainerSpec, generator: torch.nn.Module,
     """Seconds of one generator forward + backward on a training batch in NCHW and in channels_last.
 
     Leaves ``generator`` as it found it (weights, BatchNorm statistics, layout, no gradients)."""
-    dataset = EditingDataset(open_split(paths.prepared / "train"), params.masks, seed=t.seed, fixed_masks=False)
+    dataset = EditingDataset(open_split(paths.prepared / "train"), params.masks, seed=t.seed, fixed_masks=False,
+                             **spec.dataset_options(params))
     items = [dataset[i] for i in range(min(t.batch_size, len(dataset)))]
     if not items:  # nothing to time; the data stream reports the empty split
         return 0.0, 0.0
@@ -278,7 +281,8 @@ def _train_with_run(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: D
 
     g_train, d_train = _wrap(generator, ctx), _wrap(discriminator, ctx)
     task = spec.task(params, g_train, discriminator, d_train)
-    dataset = EditingDataset(open_split(paths.prepared / "train"), params.masks, seed=t.seed, fixed_masks=False)
+    dataset = EditingDataset(open_split(paths.prepared / "train"), params.masks, seed=t.seed, fixed_masks=False,
+                             **spec.dataset_options(params))
     batches = batch_stream(dataset, t.batch_size, t.seed, start_step, ctx, t.num_workers)
     exported = ema.module if ema is not None else generator  # what later stages evaluate and ship
     loop_state = LoopState(step=start_step, total_steps=t.steps, history=history,
@@ -330,7 +334,7 @@ def _write_outputs(params: Params, spec: TrainerSpec, paths: TrainPaths, ctx: Di
     write_csv(history, paths.reports / "losses.csv")
     plot_png(history, paths.reports / "losses.png", title=f"{spec.stage} losses")
     (paths.reports / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    grid = _final_grid(task, _sample_batch(_sample_dataset(paths.prepared, params, t.seed), ctx, channels_last),
+    grid = _final_grid(task, _sample_batch(_sample_dataset(paths.prepared, params, t.seed, spec.dataset_options(params)), ctx, channels_last),
                        generator)
     save_png(grid, paths.reports / "samples.png")
 

@@ -10,6 +10,7 @@ const UNDO_BYTES = 256 * 1024 * 1024;  // fewer undo steps for big photos: each 
 const VARIATIONS = 4;
 const STAGE_PX = 448;         // the side of the drawing and result areas (editor.css .stage)
 const TINT = { erase: "rgba(255, 0, 255, 0.5)", sketch: "#1030ff" };
+const STRENGTH_STEP = 0.05;   // attribute sliders
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -48,6 +49,7 @@ async function loadStatus(url, options) {
   }
   state.status = status;
   $("retry").hidden = status.ready;
+  buildSliders(status);
   const model = $("model");
   model.textContent = "";
   if (!status.ready) {
@@ -66,6 +68,53 @@ async function loadStatus(url, options) {
   if ($("message").classList.contains("error")) showMessage("");
 }
 
+// ---------------------------------------------------------------- attribute sliders
+// one per attribute the served model learned (none for a model without), from -max_strength to +max_strength
+function buildSliders(status) {
+  const names = (status.ready && status.attributes) || [];
+  const box = $("attributes");
+  box.textContent = "";
+  $("attribute-bar").hidden = !names.length;
+  // the range is kept on the step grid, so 0 (no edit) is a value the slider can take
+  const limit = (Math.floor((status.max_strength || 0) / STRENGTH_STEP + 1e-9) * STRENGTH_STEP).toFixed(2);
+  for (const name of names) {
+    const slider = document.createElement("input");
+    Object.assign(slider, { type: "range", id: `attribute-${name}`, min: `-${limit}`, max: limit,
+                            step: String(STRENGTH_STEP), value: "0" });
+    slider.dataset.attribute = name;
+    const shown = document.createElement("output");
+    shown.textContent = strengthText(0);
+    slider.addEventListener("input", () => { shown.textContent = strengthText(Number(slider.value)); });
+    slider.addEventListener("change", maybeLiveEdit);  // once on release, not at every step of a drag
+    const label = document.createElement("label");
+    label.append(`${name.replace(/_/g, " ")} `, slider, shown);
+    box.append(label);
+  }
+}
+
+function strengthText(value) {
+  return (value > 0 ? "+" : "") + value.toFixed(2);
+}
+
+// the non-zero strengths: what an edit sends (0 is no edit)
+function attributeStrengths() {
+  const strengths = {};
+  for (const slider of document.querySelectorAll("#attributes input[data-attribute]")) {
+    if (Number(slider.value) !== 0) strengths[slider.dataset.attribute] = Number(slider.value);
+  }
+  return strengths;
+}
+
+// an edit needs a hole or an attribute to change (an attribute edit erases its own region)
+function hasEdit() {
+  return hasHole() || Object.keys(attributeStrengths()).length > 0;
+}
+
+function noEditMessage() {
+  const sliders = !$("attribute-bar").hidden ? ", or move an attribute slider" : "";
+  return `Paint the region to change with the Erase brush first (the hole)${sliders}.`;
+}
+
 // ---------------------------------------------------------------- photos
 async function loadExamples() {
   const answer = await (await fetch("/api/examples")).json();
@@ -78,7 +127,9 @@ async function loadExamples() {
     thumb.addEventListener("click", () => {
       strip.querySelectorAll("img").forEach((img) => img.classList.remove("selected"));
       thumb.classList.add("selected");
-      usePhoto(thumb, example.stem);
+      // a click before the thumbnail has loaded would otherwise make a 1x1 photo of it
+      thumb.decode().then(() => usePhoto(thumb, example.stem),
+                          () => showMessage(`example ${example.stem} could not be loaded; pick another`, true));
     });
     strip.append(thumb);
   }
@@ -206,7 +257,8 @@ function onBlack(layer) {
 
 function editFiles() {
   return { image: state.photo.toDataURL("image/png"), mask: onBlack(state.layers.erase),
-           sketch: onBlack(state.layers.sketch), colour: state.layers.colour.toDataURL("image/png") };
+           sketch: onBlack(state.layers.sketch), colour: state.layers.colour.toDataURL("image/png"),
+           attributes: attributeStrengths() };
 }
 
 // ---------------------------------------------------------------- editing
@@ -224,7 +276,7 @@ async function requestEdit(files, seedValue) {
 
 async function edit() {
   if (!state.photo) { showMessage("Pick an example photo or upload one first.", true); return; }
-  if (!hasHole()) { showMessage("Paint the region to change with the Erase brush first (the hole).", true); return; }
+  if (!hasEdit()) { showMessage(noEditMessage(), true); return; }
   if (state.busy) { state.pending = true; return; }
   state.busy = true;
   const started = performance.now();
@@ -250,8 +302,10 @@ function showResult(answer, files) {
   for (const name of ["image", "mask", "sketch", "colour"]) $(`download-${name}`).href = files[name];
   $("download-result").href = answer.image;
   const model = (state.status && state.status.replay) || "";
+  const attributes = Object.entries(files.attributes || {})
+    .map(([name, value]) => `--attribute ${name}=${strengthText(value)} `).join("");
   $("replay").textContent = `fashion-edit edit --image image.png --mask mask.png --sketch sketch.png ` +
-    `--colour colour.png --seed ${answer.seed} --out result.png ${model}`;
+    `--colour colour.png ${attributes}--seed ${answer.seed} --out result.png ${model}`;
   const result = $("result");
   result.src = answer.image;
   return result.decode().then(() => { result.dataset.seed = String(answer.seed); });
@@ -266,7 +320,10 @@ function clearResult() {
 }
 
 async function variations() {
-  if (!state.photo || !hasHole()) { showMessage("Paint a hole first: variations re-edit it with other seeds.", true); return; }
+  if (!state.photo || !hasEdit()) {
+    showMessage(`${noEditMessage()} Variations re-edit with other seeds.`, true);
+    return;
+  }
   const strip = $("variation-strip");
   strip.textContent = "";
   const files = editFiles();
@@ -287,7 +344,7 @@ async function variations() {
 
 function maybeLiveEdit() {
   const fast = state.lastRoundTrip === null || state.lastRoundTrip < LIVE_LIMIT_MS;
-  if ($("live").checked && fast && hasHole()) edit();
+  if ($("live").checked && fast && state.photo && hasEdit()) edit();
 }
 
 // ---------------------------------------------------------------- wiring
