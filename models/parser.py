@@ -24,6 +24,10 @@ from models.prefill import push_pull
 PARSER_IN_CHANNELS = 26  # one-hot incomplete parsing (20) + mask + sketch + noise + colour (3)
 # with prefill, the prior's probabilities are floored here before the log (a class absent nearby stays reachable)
 PRIOR_FLOOR = 1e-3
+# the attribute code is the hole's mean feature along W divided by this gain, and an edit moves the features by
+# the gain times the change: with unit directions in a wide bottleneck an unscaled move of 0.5 changed each
+# channel by ~0.04, too little for the decoder to learn to follow in a short budget
+ATTRIBUTE_GAIN = 8.0
 # pix2pixHD uses 7x7 at full resolution; those two convs were 40 % of the parser's FLOPs (and run at
 # poor CPU efficiency with 26 / 20 channels), while the downsampling path already gives a wide view
 STEM_KERNEL = 3
@@ -99,13 +103,13 @@ class FreeFormParser(nn.Module):
         features = self.net[:self._bottleneck](x)
         hole = F.adaptive_avg_pool2d(x[:, self.num_classes:self.num_classes + 1], features.shape[-2:])
         mean = (features * hole).sum((2, 3)) / hole.sum((2, 3)).clamp_min(1e-6)  # (B, C) over the hole
-        code = mean @ self.directions.t()
+        code = mean @ self.directions.t() / ATTRIBUTE_GAIN
         if target is not None:
             if target.shape != code.shape:
                 raise ValueError(f"attribute_target must be (B, {self.attributes}), got {tuple(target.shape)}")
             # the estimate is detached: the decoder learns to read the code, the loss trains the estimate
             step = torch.nan_to_num(target.to(code.dtype) - code.detach(), nan=0.0)
-            features = features + (step @ self.directions)[:, :, None, None] * hole
+            features = features + ATTRIBUTE_GAIN * (step @ self.directions)[:, :, None, None] * hole
         return self.net[self._bottleneck:](features), code
 
     def prior_logits(self, x: torch.Tensor) -> torch.Tensor:

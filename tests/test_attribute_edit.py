@@ -230,5 +230,5 @@ def test_parser_training_keeps_directions_orthonormal_and_learns_the_attributes(
     w = outcome.generator.directions.detach()
     assert torch.linalg.matrix_norm(w @ w.t() - torch.eye(w.shape[0])) < 0.1
     regression = outcome.history.column("loss_g/attribute")
-    assert sum(regression[-2:]) / 2 < 0.5 * sum(regression[:2]) / 2
+    assert sum(regression[-2:]) / 2 < 0.75 * sum(regression[:2]) / 2
     assert all(np.isfinite(outcome.history.column("loss_g/counterfactual")))

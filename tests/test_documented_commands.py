@@ -35,6 +35,8 @@ EXP_SHOW = ".venv/bin/dvc exp show"
 NETWORKS = ".venv/bin/python -m fashion_edit.networks --params params.yaml"
 EDIT = (".venv/bin/python -m fashion_edit.serving.cli edit --image in.png --mask hole.png [--sketch lines.png] "
         "[--colour strokes.png] --out edited.png [--model models:/editor@champion | --checkpoint artifacts/editor]")
+ATTRIBUTE_EDIT = (".venv/bin/python -m fashion_edit.serving.cli edit --image figure.png --attribute sleeve_length=+0.3 "
+                  "--out longer.png --checkpoint artifacts/editor")
 FLOW_RUN = ".venv/bin/python -m flows.retrain run -S train_inpainter.steps=200 --target register"
 SERVER = ".venv/bin/prefect server start --host 127.0.0.1 &"
 API_URL = "export PREFECT_API_URL=http://127.0.0.1:4200/api"
@@ -66,7 +68,7 @@ REST_REQUEST = (
     "json.load(open('answer.json'))['predictions'][0]['image']))\"",
 )
 RUN_HERE = (MAKE_RUN, METRICS_SHOW, COMPARE, PLOTS_SHOW, EXP_RUN, EXP_SHOW, EXP_DIFF, EXP_SHOW_NARROW, NETWORKS, EDIT,
-            FLOW_RUN, SERVER, API_URL, SERVE, TRIGGER, FLOW_RUNS, RESULT, ABLATIONS_SERVE, ABLATIONS_TRIGGER,
+            ATTRIBUTE_EDIT, FLOW_RUN, SERVER, API_URL, SERVE, TRIGGER, FLOW_RUNS, RESULT, ABLATIONS_SERVE, ABLATIONS_TRIGGER,
             ABLATIONS_RUN, ABLATIONS_TWO, UI)
 
 _GPU = "needs GPUs (torchrun/DDP is tested on CPU by tests/test_training_distributed.py)"
@@ -258,6 +260,13 @@ def _pipeline_and_results(shell: Shell, clone: Path) -> None:
     shell.run(f"{base} --model models:/editor@champion")
     shell.run(f"{base} --checkpoint artifacts/editor")
     assert cv2.imread(str(clone / "edited.png")).shape == (64, 64, 3)
+    # an attribute edit of a test figure (RGB in the store, BGR on disk), no mask
+    from fashion_edit.data.store import open_split
+
+    figure = np.asarray(open_split(clone / "data" / "prepared" / "test").images[0])
+    cv2.imwrite(str(clone / "figure.png"), cv2.cvtColor(figure, cv2.COLOR_RGB2BGR))
+    assert "wrote longer.png" in shell.run(ATTRIBUTE_EDIT)
+    assert cv2.imread(str(clone / "longer.png")).shape == figure.shape
 
     shell.run(EXP_RUN)
     assert "Experiment" in shell.run(EXP_SHOW)

@@ -57,6 +57,7 @@ SOCKS = _ID["socks"]
 LOWER = (_ID["pants"], _ID["skirt"], _ID["dress"], _ID["coat"])
 UPPER = (_ID["upper-clothes"], _ID["coat"], _ID["dress"])
 HEAD = (_ID["hat"], _ID["hair"], _ID["sunglasses"], _ID["face"])
+GARMENTS = (_ID["upper-clothes"], _ID["dress"], _ID["coat"], _ID["pants"], _ID["skirt"])
 
 # one lookup table maps each id to the bits of the groups it belongs to, so one cv2.LUT and one row
 # projection give the figure's, the shoes' and the lower garments' rows at once
@@ -202,3 +203,24 @@ def attribute_region(parsing: np.ndarray, name: str) -> np.ndarray:
     region = cv2.dilate(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
     region &= cv2.LUT(parsing, _HEAD_LUT) ^ 1  # never erase the face or hair
     return region.astype(bool)
+
+
+def kept_outline(parsing: np.ndarray, hole: np.ndarray, name: str) -> np.ndarray:
+    """(H, W) bool: the sketch lines an edit of ``name`` draws into its hole so the pose survives the erasing.
+
+    A sleeve edit erases the arms whole; without their outline the parser could not know where the arms
+    were. The outline is the figure's silhouette there (arm and garment together), which does not show
+    where a sleeve ends, so it keeps the pose and leaves the length to the edit. A hem's legs are anchored
+    by the shoes and hips outside its hole: no lines."""
+    outline = np.zeros(parsing.shape, bool)
+    if attribute_index(name) != ATTRIBUTES.index("sleeve_length"):
+        return outline
+    figure = (_as_parsing(parsing) != BACKGROUND).astype(np.uint8)
+    outline = figure > cv2.erode(figure, np.ones((3, 3), np.uint8))
+    return outline & hole
+
+
+def garment_strokes_region(parsing: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """(H, W) bool: where an attribute edit's colour strokes go: the erased garments, never skin (a stroke of
+    skin colour where a sleeve may grow would tell the parser the old sleeve's end)."""
+    return hole & np.isin(parsing, GARMENTS)

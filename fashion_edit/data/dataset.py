@@ -12,7 +12,8 @@ import torch
 from torch.utils.data import Dataset
 
 from fashion_edit.config import MaskParams
-from fashion_edit.data.attributes import ATTRIBUTES, attribute_region, figure_frame, measure_attributes
+from fashion_edit.data.attributes import (ATTRIBUTES, attribute_region, figure_frame, garment_strokes_region,
+                                          kept_outline, measure_attributes)
 from fashion_edit.data.labels import BACKGROUND
 from fashion_edit.data.masks import colour_stroke_mask, hole_mask
 from fashion_edit.data.store import PreparedSplit
@@ -70,14 +71,22 @@ class EditingDataset(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         height, width = parsing.shape
         # drawn only when on, so the default stream of random holes is unchanged
-        which = -1  # the attribute whose region the hole is; -1: an ordinary hole
         if self.attribute_holes > 0 and rng.random() < self.attribute_holes and (parsing != BACKGROUND).any():
-            which = int(rng.integers(len(ATTRIBUTES)))
+            which = int(rng.integers(len(ATTRIBUTES)))  # the attribute whose region the hole is
             mask = attribute_region(parsing, ATTRIBUTES[which]).astype(np.uint8)
-        else:
-            mask = hole_mask(rng, parsing, self.masks)
+            # strokes as an attribute edit draws them: on the erased garments only
+            region = garment_strokes_region(parsing, mask.astype(bool)).astype(np.uint8)
+            return mask, colour_stroke_mask(rng, height, width, self.masks, region=region) & region, rng, which
+        mask = hole_mask(rng, parsing, self.masks)
         strokes = colour_stroke_mask(rng, height, width, self.masks, region=mask)
-        return mask, strokes, rng, which
+        return mask, strokes, rng, -1
+
+    def _sketch(self, index: int, parsing: np.ndarray, mask: np.ndarray, attribute_hole: int) -> np.ndarray:
+        """The image's edges inside the hole; for an attribute's region, the lines its edit draws instead (the
+        edges would show where the old sleeve ended)."""
+        if attribute_hole < 0:
+            return self.split.sketch[index] & mask
+        return kept_outline(parsing, mask.astype(bool), ATTRIBUTES[attribute_hole]).astype(np.uint8)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not 0 <= index < len(self):
@@ -91,7 +100,7 @@ class EditingDataset(Dataset):
             "image": _unit_tensor(self.split.images[index]),
             "parsing": torch.from_numpy(parsing.astype(np.int64)),
             "mask": _as_float(mask),
-            "sketch": _as_float(self.split.sketch[index] & mask),
+            "sketch": _as_float(self._sketch(index, parsing, mask, attribute_hole)),
             "colour": _unit_tensor(self.split.colour[index]) * _as_float(mask & strokes),
             "noise": torch.from_numpy(noise),
             "known_fg": _as_float((parsing != BACKGROUND) & ~hole),

@@ -77,12 +77,11 @@ class AttributeSweep:
                 "mean_abs_change": own_moved, "figures": int(self.measured.shape[0]), "skipped": self.skipped}
 
 
-def _edit_batch(image: np.ndarray, parsing: np.ndarray, hole: np.ndarray, seed: int) -> dict[str, torch.Tensor]:
-    """One attribute edit in the dataset's batch format (no sketch: a slider draws no lines)."""
-    conditions = edit_conditions(image, parsing, hole, seed)
+def _edit_batch(image: np.ndarray, parsing: np.ndarray, name: str, seed: int) -> dict[str, torch.Tensor]:
+    """One edit of attribute ``name`` in the dataset's batch format, as the editor builds it."""
+    conditions = edit_conditions(image, parsing, attribute_hole(parsing, {name: 1.0}), {name: 1.0}, seed)
     known = torch.from_numpy(parsing.astype(np.int64))[None]
-    return {"image": torch.from_numpy(to_unit_range(image))[None], "parsing": known,
-            "sketch": torch.zeros_like(conditions["mask"]), **conditions,
+    return {"image": torch.from_numpy(to_unit_range(image))[None], "parsing": known, **conditions,
             "known_fg": (1 - conditions["mask"]) * (known != BACKGROUND)[:, None].float()}
 
 
@@ -97,8 +96,7 @@ def sweep_attribute(networks: EditorNetworks, images: np.ndarray, parsings: np.n
         if not np.isfinite(truth):
             skipped += 1
             continue
-        hole = attribute_hole(parsing, {name: 1.0})
-        batch = _edit_batch(image, parsing, hole, seed + index)
+        batch = _edit_batch(image, parsing, name, seed + index)
         rows, asked, pictures = [], [], []
         for strength in strengths:
             target = attribute_targets(networks.parser_net, parsing, {name: float(strength)})
@@ -148,6 +146,15 @@ def sweep_plot(sweeps: list[AttributeSweep], path: Path) -> None:
     plt.close(fig)
 
 
+def _json_safe(value: Any) -> Any:
+    """NaN (an attribute that never moved has no correlation) as null: JSON has no NaN and DVC refuses it."""
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
+    return None if isinstance(value, float) and not np.isfinite(value) else value
+
+
 def run_attribute_sweep(params: Params, root: Path) -> dict[str, Any]:
     """The ``attribute_sweep`` stage: metrics JSON, the plot, the strips, one MLflow run."""
     networks = EditorNetworks.from_artifacts(params, root / ARTIFACTS)
@@ -170,7 +177,7 @@ def run_attribute_sweep(params: Params, root: Path) -> dict[str, Any]:
         sweeps = [sweep_attribute(networks, test.images[:count], test.parsing[:count], name, strengths, cfg.seed)
                   for name in net.attributes]
         summary = {"attributes": {s.name: s.summary() for s in sweeps}, "strengths": strengths.tolist()}
-        metrics_path.write_text(json.dumps(summary, indent=2) + "\n")
+        metrics_path.write_text(json.dumps(_json_safe(summary), indent=2) + "\n")
         sweep_plot(sweeps, plot_path)
         strips = make_grid([[strip_picture(s, cfg.strip_figures)] for s in sweeps])
         save_png(strips, strips_path)

@@ -9,7 +9,8 @@ segmenter's for a photo, the truth in the sweep):
    strengths (S2FGAN's z + a·w on a code that first holds the photo's own attributes: the parser's
    encoder sees only the erased photo, S2FGAN's sees the whole one). Attributes not edited keep
    their measured value, so they stay put;
-3. colour strokes sampled from the old garments inside the hole carry their colours into the new shape.
+3. colour strokes sampled from the old garments inside the hole carry their colours into the new shape, and
+   the figure's outline where a sleeve edit erased the arms keeps their pose (``kept_outline``).
 A strength of 0 is no edit: attributes asked with strength 0 are dropped.
 """
 from __future__ import annotations
@@ -22,8 +23,7 @@ import torch
 
 from fashion_edit.config import ColourParams, MaskParams, ParserNet
 from fashion_edit.data.attributes import (ATTRIBUTE_RANGE, ATTRIBUTES, attribute_index, attribute_region,
-                                          measure_attributes)
-from fashion_edit.data.body_sides import GARMENTS
+                                          garment_strokes_region, kept_outline, measure_attributes)
 from fashion_edit.data.conditioning import segment_mean_colour
 from fashion_edit.data.dataset import to_unit_range
 from fashion_edit.data.masks import colour_stroke_mask
@@ -96,7 +96,7 @@ def texture_strokes(rng: np.random.Generator, image: np.ndarray, parsing: np.nda
     """(colour uint8 (H, W, 3), strokes bool (H, W)): short strokes on the erased garments, painted with each
     segment's mean colour as preprocess computes it (what the inpainter was trained to follow)."""
     height, width = parsing.shape
-    garments = hole & np.isin(parsing, GARMENTS)  # not skin: a longer sleeve must not be told to stay skin
+    garments = garment_strokes_region(parsing, hole)
     if not garments.any():
         return np.zeros((height, width, 3), np.uint8), np.zeros((height, width), bool)
     strokes = colour_stroke_mask(rng, height, width, MaskParams(colour_strokes=TEXTURE_STROKES),
@@ -104,11 +104,17 @@ def texture_strokes(rng: np.random.Generator, image: np.ndarray, parsing: np.nda
     return segment_mean_colour(image, parsing, ColourParams()), strokes
 
 
-def edit_conditions(image: np.ndarray, parsing: np.ndarray, hole: np.ndarray, seed: int) -> dict[str, torch.Tensor]:
-    """The batch entries an attribute edit sets (batch of one, model resolution): ``mask`` (1, 1, H, W), ``colour``
-    (1, 3, H, W) texture strokes in [-1, 1] and 0 elsewhere, ``noise`` N(0, 1) inside the hole."""
+def edit_conditions(image: np.ndarray, parsing: np.ndarray, hole: np.ndarray, strengths: Strengths,
+                    seed: int) -> dict[str, torch.Tensor]:
+    """The batch entries an attribute edit sets (batch of one, model resolution): ``mask`` (1, 1, H, W), ``sketch``
+    (the outlines that keep the pose, ``kept_outline``), ``colour`` (1, 3, H, W) texture strokes in [-1, 1] and 0
+    elsewhere, ``noise`` N(0, 1) inside the hole."""
     colour, strokes = texture_strokes(np.random.default_rng(seed), image, parsing, hole)
+    lines = np.zeros(hole.shape, bool)
+    for name in strengths:
+        lines |= kept_outline(parsing, hole, name)
     mask = torch.from_numpy(hole.astype(np.float32))[None, None]
     return {"mask": mask,
+            "sketch": torch.from_numpy(lines.astype(np.float32))[None, None],
             "colour": torch.from_numpy(to_unit_range(colour) * strokes[None])[None],
             "noise": torch.randn(mask.shape, generator=torch.Generator().manual_seed(seed)) * mask}

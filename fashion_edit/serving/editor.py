@@ -327,10 +327,10 @@ class Editor:
         parsing = batch["parsing"][0].numpy().astype(np.uint8)
         targets = attribute_targets(self.networks.parser_net, parsing, strengths)
         hole = attribute_hole(parsing, strengths) | (batch["mask"][0, 0].numpy() > 0.5)
-        conditions = edit_conditions(image_to_uint8(batch["image"][0]), parsing, hole, seed)
+        conditions = edit_conditions(image_to_uint8(batch["image"][0]), parsing, hole, strengths, seed)
         drawn = batch["colour"].abs().sum(1, keepdim=True) > 0  # the user's own strokes win where they are
         batch["colour"] = torch.where(drawn, batch["colour"], conditions["colour"])
-        batch["sketch"] = batch["sketch"] * conditions["mask"]
+        batch["sketch"] = torch.maximum(batch["sketch"], conditions["sketch"])
         batch["mask"], batch["noise"] = conditions["mask"], conditions["noise"]
         return torch.from_numpy(targets)[None]
 
