@@ -94,8 +94,8 @@ def test_a_zero_strength_returns_the_input_unchanged(pyfunc, photo: np.ndarray):
 
 @pytest.mark.parametrize("attributes, message", [
     ({"collar": 0.2}, "attributes: unknown attribute 'collar'; known: sleeve_length, hem_length, width"),
-    ({"width": 0.8}, "attributes: strength 0.8 for 'width' is outside the trained range [-0.5, +0.5]"),
-    ({"width": "wide"}, "attributes: the strength of 'width' must be a number, got 'wide'"),
+    ({"hem_length": 0.8}, "attributes: strength 0.8 for 'hem_length' is outside the trained range [-0.5, +0.5]"),
+    ({"hem_length": "long"}, "attributes: the strength of 'hem_length' must be a number, got 'long'"),
     ("{sleeve_length: 0.2}", "attributes: not a JSON object"),
     (0.2, "attributes: got float; send an object of attribute name -> strength"),
 ])

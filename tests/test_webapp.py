@@ -83,7 +83,7 @@ def test_status_names_the_model_and_how_to_replay_with_it(client: TestClient, ed
 def test_status_lists_the_attributes_the_model_edits_and_their_range(client: TestClient,
                                                                    attribute_client: TestClient):
     status = attribute_client.get("/api/status").json()
-    assert status["attributes"] == ["sleeve_length", "hem_length", "width"] and status["max_strength"] == 0.5
+    assert status["attributes"] == ["sleeve_length", "hem_length"] and status["max_strength"] == 0.5
     assert client.get("/api/status").json()["attributes"] == []  # an editor saved before attributes: no sliders
 
 
@@ -151,8 +151,8 @@ def test_an_attribute_edit_needs_no_hole_and_repaints_only_the_region_it_reports
 
 @pytest.mark.parametrize("attributes, message", [
     ({"collar": 0.2}, "attributes: unknown attribute 'collar'"),
-    ({"width": -0.8}, "attributes: strength -0.8 for 'width' is outside the trained range [-0.5, +0.5]"),
-    ({"width": "wide"}, "attributes.width: Input should be a valid number"),
+    ({"hem_length": -0.8}, "attributes: strength -0.8 for 'hem_length' is outside the trained range [-0.5, +0.5]"),
+    ({"hem_length": "long"}, "attributes.hem_length: Input should be a valid number"),
     ({}, "mask has no hole"),
 ])
 def test_bad_attributes_are_a_clear_400(attribute_client: TestClient, attributes: dict, message: str):
@@ -425,7 +425,7 @@ def test_a_slider_edits_an_attribute_without_a_painted_hole(browser, attribute_p
     browser.get(attribute_page_server)
     sliders = wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#attributes input[type=range]"),
                          what="the attribute sliders")
-    assert [s.get_attribute("data-attribute") for s in sliders] == ["sleeve_length", "hem_length", "width"]
+    assert [s.get_attribute("data-attribute") for s in sliders] == ["sleeve_length", "hem_length"]
     assert [sliders[0].get_attribute(a) for a in ("min", "max", "step", "value")] == ["-0.50", "0.50", "0.05", "0"]
     wait_until(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#examples img.example"),
                what="example strip")[0].click()

@@ -6,8 +6,8 @@ truth from context and ignore the code; an edit needs the code to steer. So, for
 attribute's region (``EditingDataset`` with ``attribute_holes``), a second forward asks for the true value
 plus a random change (``attribute_shift`` x ``parser.max_strength``, kept in the attribute's range), and
 the loss compares the change of a *soft* measure of the completion with the requested change. The soft
-measures are the measures of ``fashion_edit.data.attributes`` on class probabilities instead of labels
-(differentiable), in the figure frame of the true parsing:
+measures are the measures of ``fashion_edit.data.attributes`` written on class probabilities instead of
+labels (differentiable), in the figure frame of the true parsing:
 
 - sleeve_length: 1 - (bare arm probability mass / u² - HANDS_U2) / ARMS_U2 (the measure is linear in areas);
 - hem_length: the number of rows below the hip row whose maximum lower-garment probability is high, over the
@@ -15,7 +15,8 @@ measures are the measures of ``fashion_edit.data.attributes`` on class probabili
 
 ``width`` has no simple soft form; it is learned by the teacher forcing and the regression only.
 The change is measured between the counterfactual completion and the same network's completion for the
-true value (both soft), which cancels what soft probabilities and the hard measures differ by.
+true value. The trainer passes straight-through probabilities (the argmax's one-hot forward, the softmax's
+gradient backward), so the loss's value is the hard measure's and the gradient the soft one's.
 """
 from __future__ import annotations
 

@@ -98,10 +98,15 @@ class ParserTask:
         hole, known = batch["mask"][asked], onehot(batch["parsing"][asked])
 
         def completed(logits: torch.Tensor) -> torch.Tensor:
-            return hole * torch.softmax(logits, dim=1) + (1 - hole) * known
+            # straight through: the value is the argmax parsing the sweep measures, the gradient the softmax's
+            # (on soft probabilities alone the loss was met by shaving probability off pixels whose argmax
+            # never changed, and the completions did not move)
+            probs = torch.softmax(logits, dim=1)
+            hard = onehot(probs.argmax(dim=1)) + probs - probs.detach()
+            return hole * hard + (1 - hole) * known
 
-        # against the same network's completion for the truth (detached): both are equally soft, so the
-        # difference is what the request changed
+        # against the same network's completion for the truth (detached), so the difference is what the
+        # request changed
         reference = completed(generated["logits"][asked].detach())
         return counterfactual_loss(completed(generated["counterfactual_logits"]), reference, batch["figure_frame"][asked],
                                    generated["counterfactual_column"], generated["counterfactual_change"],
