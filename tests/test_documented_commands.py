@@ -102,6 +102,8 @@ NOT_RUN_HERE = {
     "dvc exp run -S data.source=<source> -S data.root=/path/to/dataset":
         "needs a dataset on disk; every reader is tested on fixture trees in its exact layout (test_sources.py)",
     ".venv/bin/dvc exp run -S inpainter.base_channels=32": _LONG,
+    ".venv/bin/dvc exp run -n attributes -S train_parser.steps=3000":
+        "25 minutes of parser training; its stages are `make run`'s, tested on a tiny config by test_attribute_edit.py",
     STUDY: _LONG + " (test_the_study_command_names_every_variant checks its list)",
 }
 

@@ -2,11 +2,9 @@
 on a tiny untrained editor whose parser learned every attribute (max strength 0.5)."""
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 import torch
@@ -14,6 +12,7 @@ import torch
 from fashion_edit.serving.editor import EditInputError, Editor, EditorNetworks
 from fashion_edit.serving.pyfunc import save_editor_model
 from tests.conftest import tiny_params
+from tests.test_editor import base64_png, png_pixels, serve
 
 SLEEVES = {"sleeve_length": 0.3}
 
@@ -36,29 +35,6 @@ def pyfunc(editor: Editor, tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
     return np.random.default_rng(1).integers(0, 256, (90, 70, 3), dtype=np.uint8)
-
-
-def base64_png(picture: np.ndarray) -> str:
-    ok, encoded = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR) if picture.ndim == 3 else picture)
-    assert ok
-    return base64.b64encode(encoded.tobytes()).decode()
-
-
-def png_pixels(text: str) -> np.ndarray:
-    return cv2.cvtColor(cv2.imdecode(np.frombuffer(base64.b64decode(text), np.uint8), cv2.IMREAD_COLOR),
-                        cv2.COLOR_BGR2RGB)
-
-
-def serve(model, body: dict) -> tuple[int, dict]:
-    """One request as `mlflow models serve` handles it (its JSON decoding and parsing, then predict)."""
-    from mlflow.exceptions import MlflowException
-    from mlflow.pyfunc.scoring_server import invocations
-
-    try:
-        response = invocations(json.dumps(body), "application/json", model, None)
-    except MlflowException as exc:
-        return exc.get_http_status_code(), {"message": exc.message, **exc.json_kwargs}
-    return response.status, json.loads(response.response)
 
 
 def test_the_signature_names_the_attributes_input(pyfunc):
