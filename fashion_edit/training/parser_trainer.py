@@ -3,6 +3,10 @@
 G maps the 26-channel parser input (incomplete parsing, mask, sketch, noise, colour) to logits;
 the multi-scale D sees [parser input, parsing] with the real parsing one-hot and the fake one as
 softmax probabilities (a differentiable stand-in for the argmax the editor uses).
+
+With ``parser.attributes`` (issue 15, seed 003): the hole's attribute code is set to the true attributes
+(teacher forcing), S2FGAN's regression and orthogonality terms train the directions, and holes that are an
+attribute's region are also completed for a changed value, scored by ``attribute_loss.counterfactual_loss``.
 """
 from __future__ import annotations
 
@@ -90,8 +94,8 @@ class ParserTask:
         return terms
 
     def _counterfactual_term(self, batch: Batch, generated: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Soft-measured change of the counterfactual completion against the requested change (0 without one:
-        the loss terms keep the same columns every step)."""
+        """Measured change of the counterfactual completion against the requested change (0 without one: the loss
+        terms keep the same columns every step)."""
         if "counterfactual_logits" not in generated:
             return generated["logits"].sum() * 0.0
         asked = generated["counterfactual_asked"]
