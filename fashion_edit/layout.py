@@ -28,8 +28,9 @@ EVALUATE_DETAIL = REPORTS / "evaluate.json"  # every number of the evaluate stag
 EVALUATE_HEADLINES = REPORTS / "metrics" / "evaluate"  # <method>.json, what `dvc metrics show` lists
 EVALUATE_REPORT = REPORTS / "evaluate.md"
 EVALUATE_GRID = REPORTS / "evaluate" / "samples.png"
-# the attribute_sweep stage: metrics, the requested-vs-measured plot, one strip per attribute
-ATTRIBUTE_SWEEP_METRICS = REPORTS / "metrics" / "attribute_sweep.json"
+# the attribute_sweep stage: every number (an `outs` file: its keys are not the headline metrics' few, and
+# `dvc metrics show` stays narrow), the requested-vs-measured plot, one strip per attribute
+ATTRIBUTE_SWEEP_DETAIL = REPORTS / "attribute_sweep.json"
 ATTRIBUTE_SWEEP_PLOT = FIGURES / "attribute_sweep.png"
 ATTRIBUTE_STRIPS = FIGURES / "attribute_strips.png"
 REGISTER_REPORT = REPORTS / "register.json"  # versions, promoted, reason: the one gate's decision

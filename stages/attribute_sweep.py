@@ -3,7 +3,7 @@
     python -m stages.attribute_sweep [--params params.yaml]
 
 Reads data/prepared/test and artifacts/{parser,inpainter,segmenter}; writes
-reports/metrics/attribute_sweep.json (per attribute: Spearman of requested strength and measured change,
+reports/attribute_sweep.json (per attribute: Spearman of requested strength and measured change,
 slope, how much the other attributes moved), reports/figures/attribute_sweep.png (measured against
 requested), reports/figures/attribute_strips.png (one slider strip per attribute) and one MLflow run.
 The measures are documented in fashion_edit/evaluation/attribute_sweep.py.

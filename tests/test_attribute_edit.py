@@ -10,7 +10,7 @@ import torch
 
 from fashion_edit.data.attributes import ATTRIBUTES
 from fashion_edit.data.store import open_split
-from fashion_edit.layout import ATTRIBUTE_STRIPS, ATTRIBUTE_SWEEP_METRICS, ATTRIBUTE_SWEEP_PLOT
+from fashion_edit.layout import ATTRIBUTE_STRIPS, ATTRIBUTE_SWEEP_DETAIL, ATTRIBUTE_SWEEP_PLOT
 from fashion_edit.serving.attribute_edit import (AttributeEditError, attribute_targets, check_strengths,
                                                  parse_attribute_requests)
 from fashion_edit.serving.editor import EditInputs, Editor, EditorNetworks
@@ -170,7 +170,7 @@ def test_sweep_stage_writes_metrics_plot_and_strips(tmp_path, prepared_data, mlf
                           "mlflow": {"experiment": "sweep"}})
     write_params(tmp_path / "params.yaml", params)
     summary = run_attribute_sweep(params, tmp_path)
-    stored = json.loads((tmp_path / ATTRIBUTE_SWEEP_METRICS).read_text())
+    stored = json.loads((tmp_path / ATTRIBUTE_SWEEP_DETAIL).read_text())
     assert set(stored["attributes"]) == set(params.parser.attributes) == set(summary["attributes"])
     for name, metrics in stored["attributes"].items():
         assert {"spearman", "slope", "others_ratio", "figures", "skipped"} <= set(metrics)
@@ -232,3 +232,20 @@ def test_parser_training_keeps_directions_orthonormal_and_learns_the_attributes(
     regression = outcome.history.column("loss_g/attribute")
     assert sum(regression[-2:]) / 2 < 0.75 * sum(regression[:2]) / 2
     assert all(np.isfinite(outcome.history.column("loss_g/counterfactual")))
+
+
+def test_cli_attribute_edit_writes_the_image_and_refuses_bad_requests(tmp_path, editor_and_photo, capsys):
+    import cv2
+
+    from fashion_edit.serving.cli import main
+
+    editor, photo = editor_and_photo
+    editor.save(tmp_path / "editor")
+    cv2.imwrite(str(tmp_path / "figure.png"), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    common = ["edit", "--image", str(tmp_path / "figure.png"), "--checkpoint", str(tmp_path / "editor")]
+    assert main([*common, "--attribute", "sleeve_length=+0.3", "--out", str(tmp_path / "longer.png")]) == 0
+    assert cv2.imread(str(tmp_path / "longer.png")).shape == photo.shape
+    assert main([*common, "--attribute", "sleeve_length=+0.9", "--out", str(tmp_path / "x.png")]) == 1
+    assert "outside the trained range" in capsys.readouterr().err
+    assert main([*common, "--out", str(tmp_path / "x.png")]) == 1  # neither a mask nor an attribute
+    assert "give --mask" in capsys.readouterr().err

@@ -153,7 +153,9 @@ class Shell:
     def __init__(self, clone: Path, env: dict[str, str]) -> None:
         self.clone, self.env, self.background = clone, env, []
 
-    def run(self, command: str, timeout: float = 900) -> str:
+    def run(self, command: str, timeout: float = 900, or_error: tuple[str, ...] = ()) -> str:
+        """The command's output; ``or_error``: it may instead fail with one ``fashion-edit: error:`` line holding
+        one of these reasons."""
         if command.startswith("export "):
             key, _, value = command.removeprefix("export ").partition("=")
             self.env[key] = value
@@ -164,6 +166,9 @@ class Shell:
         done = subprocess.run(["bash", "-c", command], cwd=self.clone, env=self.env, capture_output=True,
                               text=True, timeout=timeout)
         print(f"{time.monotonic() - started:6.1f} s  {command}")  # shown when the test fails
+        error = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+        if done.returncode == 1 and error.startswith("fashion-edit: error:") and any(r in error for r in or_error):
+            return error
         assert done.returncode == 0, (f"`{command}` exited {done.returncode}\n--- stdout\n{done.stdout[-4000:]}"
                                       f"\n--- stderr\n{done.stderr[-6000:]}")
         return done.stdout + done.stderr
@@ -267,8 +272,11 @@ def _pipeline_and_results(shell: Shell, clone: Path) -> None:
 
     figure = np.asarray(open_split(clone / "data" / "prepared" / "test").images[0])
     cv2.imwrite(str(clone / "figure.png"), cv2.cvtColor(figure, cv2.COLOR_RGB2BGR))
-    assert "wrote longer.png" in shell.run(ATTRIBUTE_EDIT)
-    assert cv2.imread(str(clone / "longer.png")).shape == figure.shape
+    # the tiny pipeline's segmenter (5 steps) may find no figure or no sleeve in it: then the command must say
+    # so in one line (the edit itself is tested on a figure it parses by test_attribute_edit.py)
+    answer = shell.run(ATTRIBUTE_EDIT, or_error=("shows no figure", "cannot edit 'sleeve_length'"))
+    if not answer.startswith("fashion-edit: error:"):
+        assert "wrote longer.png" in answer and cv2.imread(str(clone / "longer.png")).shape == figure.shape
 
     shell.run(EXP_RUN)
     assert "Experiment" in shell.run(EXP_SHOW)

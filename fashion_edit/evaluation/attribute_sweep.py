@@ -32,7 +32,7 @@ from fashion_edit.data.dataset import to_unit_range
 from fashion_edit.data.labels import BACKGROUND
 from fashion_edit.data.store import open_split
 from fashion_edit.errors import FashionEditError
-from fashion_edit.layout import (ARTIFACTS, ATTRIBUTE_STRIPS, ATTRIBUTE_SWEEP_METRICS,
+from fashion_edit.layout import (ARTIFACTS, ATTRIBUTE_STRIPS, ATTRIBUTE_SWEEP_DETAIL,
                                  ATTRIBUTE_SWEEP_PLOT, PREPARED)
 from fashion_edit.serving.attribute_edit import attribute_hole, attribute_targets, edit_conditions
 from fashion_edit.serving.editor import EditorNetworks, two_stage
@@ -159,7 +159,7 @@ def run_attribute_sweep(params: Params, root: Path) -> dict[str, Any]:
     """The ``attribute_sweep`` stage: metrics JSON, the plot, the strips, one MLflow run."""
     networks = EditorNetworks.from_artifacts(params, root / ARTIFACTS)
     net = networks.parser_net
-    metrics_path, plot_path, strips_path = (root / ATTRIBUTE_SWEEP_METRICS, root / ATTRIBUTE_SWEEP_PLOT,
+    metrics_path, plot_path, strips_path = (root / ATTRIBUTE_SWEEP_DETAIL, root / ATTRIBUTE_SWEEP_PLOT,
                                             root / ATTRIBUTE_STRIPS)
     for path in (metrics_path, plot_path, strips_path):
         path.parent.mkdir(parents=True, exist_ok=True)
