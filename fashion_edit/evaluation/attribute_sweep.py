@@ -63,8 +63,7 @@ class AttributeSweep:
 
     def summary(self) -> dict[str, Any]:
         column = attribute_index(self.name)
-        change = self.changes()
-        requested = self.requested
+        change, requested = self.changes(), self.requested
         own = change[..., column]
         known = np.isfinite(own)
         others = np.delete(change, column, axis=2)
@@ -73,7 +72,9 @@ class AttributeSweep:
         other_moved = float(np.nanmean(np.abs(others[:, moved]))) if others.size else 0.0
         rho = spearmanr(requested[known], own[known]).statistic if known.sum() > 2 else float("nan")
         slope = (float(np.polyfit(requested[known], own[known], 1)[0]) if known.sum() > 2 else float("nan"))
-        return {"spearman": float(rho), "slope": slope, "others_ratio": other_moved / max(own_moved, 1e-9),
+        # the others' movement relative to the edited attribute's: undefined when the edit moved nothing
+        ratio = other_moved / own_moved if own_moved > 1e-6 else float("nan")
+        return {"spearman": float(rho), "slope": slope, "others_ratio": ratio,
                 "mean_abs_change": own_moved, "figures": int(self.measured.shape[0]), "skipped": self.skipped}
 
 
