@@ -58,7 +58,7 @@ class ParserTask:
         parser = getattr(self.generator, "module", self.generator)  # DDP wraps the parser
         generated = {"input": x, "attribute_target": target, "directions": parser.directions}
         changed, column, change = counterfactual_targets(batch, target, self.trained_attributes, self.max_strength)
-        asked = column >= 0
+        asked = column >= 0  # holes that are a soft-measurable attribute's region
         if self.counterfactual_weight > 0 and asked.any():
             # one forward for the truth and the counterfactual requests together (DDP: one forward per backward)
             both, code = self.generator(torch.cat([x, x[asked]]), attribute_target=torch.cat([target, changed[asked]]),
