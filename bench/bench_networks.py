@@ -60,7 +60,7 @@ def _to_format(batch: dict[str, torch.Tensor], channels_last: bool) -> dict[str,
 def parser_step(p: Params, batch: dict[str, torch.Tensor], memory_format: torch.memory_format) -> tuple[dict[str, Step], int]:
     generator = build_parser(p).to(memory_format=memory_format)
     discriminator = build_parser_discriminator(p).to(memory_format=memory_format)
-    x = parser_input(batch)
+    x = parser_input(batch, p.parser.label_strokes)
 
     def g_only() -> None:
         generator.zero_grad(set_to_none=True)

@@ -280,7 +280,7 @@ def inpainter_reference_step(p: Params, batch: Batch, memory_format: torch.memor
 def parser_gan_step(p: Params, batch: Batch, generator: nn.Module, discriminator: nn.Module) -> Step:
     """A parser training step (cross-entropy, hinge GAN, feature matching) for any parser G and D pair."""
     criterion = build_parser_criterion(p)
-    x = parser_input(batch)
+    x = parser_input(batch, getattr(generator, "label_strokes", False))  # FE-GAN's parser has none
 
     def generate():
         return generator(x)

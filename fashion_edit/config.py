@@ -131,6 +131,11 @@ class ParserNet(Section):
                                   "003), editable with a strength; empty: no attribute mapping.")
     max_strength: float = Field(0.6, gt=0, le=2, description="Largest |strength| an attribute edit accepts: the "
                                 "range of attribute changes training shows the decoder.")
+    # pydantic defaults of the next two: off, so weights files written before them still load as they were built
+    label_strokes: bool = Field(False, description="Input channels that paint the wanted class into the hole "
+                                "(a category swap asks for trousers this way; training samples them from the truth).")
+    latent_dim: int = Field(0, ge=0, le=256, description="Stochastic completion (seed 001): a z of this size from a "
+                            "compatibility prior; 0: deterministic.")
 
     @model_validator(mode="after")
     def _known_attributes(self) -> "ParserNet":
@@ -166,6 +171,8 @@ class InpainterNet(Section):
                                     "the known foreground M' (FE-GAN, for photos on plain backgrounds).")
     prefill: bool = Field(True, description="Start from the parsing-aware push-pull fill of the hole and learn a "
                           "residual (models/prefill.py); false: paint the hole from scratch (FE-GAN).")
+    latent_dim: int = Field(0, ge=0, le=256, description="Stochastic texture (seed 001): a z of this size from a "
+                            "compatibility prior; 0: deterministic.")
     d_channels: int = Field(32, ge=4, le=1024)
 
 
@@ -180,6 +187,7 @@ class ParserLoss(Section):
     counterfactual: float = Field(10.0, ge=0, description="Asked for another attribute value than the truth, the "
                                   "completion's soft measure must change by as much (fashion_edit/training/"
                                   "attribute_loss.py; with parser.attributes).")
+    kl: float = Field(1.0, ge=0, description="λ_KL of D_KL(posterior || compatibility prior) (with parser.latent_dim).")
 
 
 class InpainterLoss(Section):
@@ -193,6 +201,7 @@ class InpainterLoss(Section):
     perceptual: float = Field(0.05, ge=0)
     style: float = Field(200.0, ge=0)
     gan: float = Field(0.001, ge=0)
+    kl: float = Field(1.0, ge=0, description="λ_KL of D_KL(posterior || compatibility prior) (with inpainter.latent_dim).")
 
 
 def _bool_or_auto(value: Any, handler: Any) -> Any:
@@ -260,6 +269,10 @@ class ParserTrainParams(GanTrainParams):
 
     attribute_hole_prob: float = Field(0.3, ge=0, le=1, description="Probability that a training hole is the "
                                        "region an attribute edit erases (used only with parser.attributes).")
+    label_stroke_prob: float = Field(0.5, ge=0, le=1, description="Probability that a training hole carries label "
+                                     "strokes sampled from the true parsing (used only with parser.label_strokes).")
+    category_hole_prob: float = Field(0.2, ge=0, le=1, description="Probability that a training hole is the region "
+                                      "a category swap erases, with label strokes (only with parser.label_strokes).")
 
 
 class SegmenterTrainParams(TrainParams):
@@ -285,6 +298,14 @@ class AttributeSweepParams(Section):
     seed: int = Field(0, description="Noise and texture strokes of the sweep's edits.")
 
 
+class CategorySwapParams(Section):
+    """``category_swap``: the garment-category swap scored against the synthetic before/after pairs (issue 14)."""
+
+    figure_pairs: int = Field(4, ge=1, le=32, description="Pairs shown in reports/figures/category_swap.png.")
+    max_pairs: int = Field(200, ge=1, le=100_000, description="Pairs evaluated at most (the first ones).")
+    seed: int = Field(0, description="Noise, label and texture strokes of the edits (pair i uses seed + i).")
+
+
 class EvaluateParams(Section):
     batch_size: int = Field(16, ge=1)
     grid_items: int = Field(8, ge=1, le=64)
@@ -292,6 +313,8 @@ class EvaluateParams(Section):
     seed: int = Field(0, description="Noise of the fixed evaluation edits.")
     bootstrap_resamples: int = Field(200, ge=10, le=100_000, description="Resamples of the test images behind "
                                      "each headline metric's standard error (<metric>_se).")
+    samples: int = Field(0, ge=0, le=16, description="Completions per test input for the diversity scores "
+                         "(fashion_edit/evaluation/diversity.py); 0 or 1: none.")
 
 
 class RegisterParams(Section):
@@ -365,6 +388,7 @@ class Params(Section):
     train_segmenter: SegmenterTrainParams = SegmenterTrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     attribute_sweep: AttributeSweepParams = AttributeSweepParams()
+    category_swap: CategorySwapParams = CategorySwapParams()
     registry: RegisterParams = RegisterParams()
     mlflow: MlflowParams = MlflowParams()
     ablation: AblationParams = AblationParams()

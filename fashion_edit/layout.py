@@ -13,6 +13,7 @@ PARAMS = Path("params.yaml")  # its folder is the repository root
 DATA = Path("data")
 RAW = DATA / "raw"
 PREPARED = DATA / "prepared"
+SWAP_PAIRS = DATA / "swap_pairs"  # the paired category-swap test set (issue 14)
 FID_REFERENCE_DIR = DATA / "fid_reference"
 FID_REFERENCE = FID_REFERENCE_DIR / "test.npz"  # real test-image features (the fid_reference stage)
 CHECKPOINTS = Path("checkpoints")
@@ -28,11 +29,15 @@ EVALUATE_DETAIL = REPORTS / "evaluate.json"  # every number of the evaluate stag
 EVALUATE_HEADLINES = REPORTS / "metrics" / "evaluate"  # <method>.json, what `dvc metrics show` lists
 EVALUATE_REPORT = REPORTS / "evaluate.md"
 EVALUATE_GRID = REPORTS / "evaluate" / "samples.png"
+DIVERSITY_GRID = REPORTS / "evaluate" / "diversity.png"  # N unguided completions per input (issue 14)
 # the attribute_sweep stage: every number (an `outs` file: its keys are not the headline metrics' few, and
 # `dvc metrics show` stays narrow), the requested-vs-measured plot, one strip per attribute
 ATTRIBUTE_SWEEP_DETAIL = REPORTS / "attribute_sweep.json"
 ATTRIBUTE_SWEEP_PLOT = FIGURES / "attribute_sweep.png"
 ATTRIBUTE_STRIPS = FIGURES / "attribute_strips.png"
+# the category_swap stage (issue 14): both methods' numbers (an `outs` file, like the sweep's) and the edits' figure
+CATEGORY_SWAP_DETAIL = REPORTS / "category_swap.json"
+CATEGORY_SWAP_FIGURE = FIGURES / "category_swap.png"
 REGISTER_REPORT = REPORTS / "register.json"  # versions, promoted, reason: the one gate's decision
 ABLATIONS = Path("ablations")  # below checkpoints/, artifacts/ and reports/: one folder per variant
 ABLATION_REPORTS = REPORTS / ABLATIONS  # <variant>/seed<k>.json, gathered by the report stage
@@ -79,6 +84,12 @@ class TrainPaths:
         return cls._under(repo_root, folder, REPORTS / folder)
 
     @classmethod
+    def ablation_parser(cls, repo_root: Path, variant: str, seed_index: int) -> "TrainPaths":
+        """The parser of one seed of a variant that changes the parser (e.g. ``stochastic``)."""
+        folder = ABLATIONS / variant / f"seed{seed_index}" / "parser"
+        return cls._under(repo_root, folder, REPORTS / folder)
+
+    @classmethod
     def _under(cls, repo_root: Path, folder: Path, reports: Path) -> "TrainPaths":
         return cls(prepared=repo_root / PREPARED, checkpoints=repo_root / CHECKPOINTS / folder,
                    artifacts=repo_root / ARTIFACTS / folder, reports=repo_root / reports, repo_root=repo_root)
@@ -94,13 +105,14 @@ class EvaluatePaths:
     grid: Path
     repo_root: Path
     fid_reference: Path | None = None  # the fid_reference stage's real features; None: computed here
+    diversity_grid: Path | None = None  # N completions per input (with evaluate.samples > 1); None: not written
 
     @classmethod
     def default(cls, repo_root: Path) -> "EvaluatePaths":
         return cls(prepared=repo_root / PREPARED, artifacts=repo_root / ARTIFACTS,
                    metrics=repo_root / EVALUATE_DETAIL, headlines=repo_root / EVALUATE_HEADLINES,
                    report=repo_root / EVALUATE_REPORT, grid=repo_root / EVALUATE_GRID, repo_root=repo_root,
-                   fid_reference=repo_root / FID_REFERENCE)
+                   fid_reference=repo_root / FID_REFERENCE, diversity_grid=repo_root / DIVERSITY_GRID)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,13 @@ def _section(p: Any, name: str, kind: type) -> Any:
 def build_parser(p: Params | ParserNet) -> FreeFormParser:
     net = _section(p, "parser", ParserNet)
     return FreeFormParser(PARSER_IN_CHANNELS, NUM_CLASSES, net.base_channels, net.n_downsample, net.n_res_blocks,
-                          net.prefill, attributes=len(net.attributes))
+                          net.prefill, attributes=len(net.attributes), label_strokes=net.label_strokes,
+                          latent_dim=net.latent_dim)
+
+
+def parser_in_channels(net: ParserNet) -> int:
+    """Channels of :func:`parser_input` for this parser."""
+    return PARSER_IN_CHANNELS + (NUM_CLASSES if net.label_strokes else 0)
 
 
 def build_segmenter(p: Params | SegmenterNet) -> FreeFormParser:
@@ -52,16 +58,16 @@ def segment(segmenter: nn.Module, images: torch.Tensor) -> torch.Tensor:
 
 
 def build_parser_discriminator(p: Params | ParserNet) -> MultiScaleDiscriminator:
-    """pix2pixHD multi-scale D on [parser input (26), parsing one-hot / probabilities (20)]."""
+    """pix2pixHD multi-scale D on [parser input (26, + 20 label strokes), parsing one-hot / probabilities (20)]."""
     net = _section(p, "parser", ParserNet)
-    return MultiScaleDiscriminator(PARSER_IN_CHANNELS + NUM_CLASSES, net.d_channels, net.d_layers, net.d_scales)
+    return MultiScaleDiscriminator(parser_in_channels(net) + NUM_CLASSES, net.d_channels, net.d_layers, net.d_scales)
 
 
 def build_inpainter(p: Params | InpainterNet) -> ParsingAwareInpainter:
     net = _section(p, "inpainter", InpainterNet)
     return ParsingAwareInpainter(NUM_CLASSES, net.base_channels, net.n_res_blocks, net.dilation, net.norm,
                                  net.encoder, net.use_parsing, net.spectral_norm, net.attention,
-                                 net.use_sketch_colour, net.encode_background, net.prefill)
+                                 net.use_sketch_colour, net.encode_background, net.prefill, net.latent_dim)
 
 
 def inpainter_discriminator_channels(p: Params | InpainterNet) -> int:
@@ -107,11 +113,27 @@ def onehot(parsing: torch.Tensor, num_classes: int = NUM_CLASSES) -> torch.Tenso
     return F.one_hot(parsing.long(), num_classes).permute(0, 3, 1, 2).float()
 
 
-def parser_input(batch: Batch) -> torch.Tensor:
-    """(B,26,H,W) = [one-hot(parsing * (1 - mask)) (20), mask, sketch, noise, colour (3)]; the hole is background."""
+def parser_input(batch: Batch, label_strokes: bool = False) -> torch.Tensor:
+    """(B,26,H,W) = [one-hot(parsing * (1 - mask)) (20), mask, sketch, noise, colour (3)]; the hole is background.
+
+    ``label_strokes`` (a parser built with ``parser.label_strokes``): 20 more channels, the one-hot of
+    ``batch["label_strokes"]`` (B,H,W) int64 inside the hole (-1: no stroke; a batch without the key has none)."""
     mask = batch["mask"]
     incomplete = batch["parsing"] * (1 - mask[:, 0]).long()
-    return torch.cat([onehot(incomplete), mask, batch["sketch"], batch["noise"], batch["colour"]], dim=1)
+    parts = [onehot(incomplete), mask, batch["sketch"], batch["noise"], batch["colour"]]
+    if label_strokes:
+        parts.append(label_stroke_channels(batch))
+    return torch.cat(parts, dim=1)
+
+
+def label_stroke_channels(batch: Batch) -> torch.Tensor:
+    """(B,20,H,W): the wanted class one-hot where a label stroke lies inside the hole, zero elsewhere."""
+    strokes = batch.get("label_strokes")
+    mask = batch["mask"]
+    if strokes is None:
+        return mask.new_zeros((mask.shape[0], NUM_CLASSES, *mask.shape[-2:]))
+    drawn = (strokes >= 0)[:, None].to(mask.dtype) * mask
+    return onehot(strokes.clamp_min(0)) * drawn
 
 
 def parser_discriminator_input(parser_in: torch.Tensor, parsing: torch.Tensor) -> torch.Tensor:
@@ -130,11 +152,19 @@ def incomplete_image(batch: Batch) -> torch.Tensor:
     return batch["image"] * (1 - mask) + HOLE_FILL * mask
 
 
-def run_inpainter(generator: nn.Module, batch: Batch, parsing_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def inpainter_inputs(batch: Batch, parsing_labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The inpainter's positional inputs (incomplete image, M', M, parsing one-hot, conditioning E)."""
+    return (incomplete_image(batch), batch["known_fg"], batch["mask"], onehot(parsing_labels),
+            inpainter_condition(batch))
+
+
+def run_inpainter(generator: nn.Module, batch: Batch, parsing_labels: torch.Tensor,
+                  sample_seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(generated G, composited G*M + I*(1-M)) for a batch and the parsing to follow
-    (labels (B,H,W) — ground truth when training, the parser's argmax when editing — or a (B,20,H,W) map)."""
-    generated = generator(incomplete_image(batch), batch["known_fg"], batch["mask"], onehot(parsing_labels),
-                          inpainter_condition(batch))
+    (labels (B,H,W) — ground truth when training, the parser's argmax when editing — or a (B,20,H,W) map).
+    ``sample_seed``: a stochastic inpainter's draw from its prior (None: the prior's mean)."""
+    extra = {} if sample_seed is None else {"sample_seed": sample_seed}
+    generated = generator(*inpainter_inputs(batch, parsing_labels), **extra)
     return generated, compose(generated, batch["image"], batch["mask"])
 
 

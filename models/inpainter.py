@@ -11,7 +11,9 @@ Architecture (DESIGN.md section 4), widths for base b:
   optional SAGAN self-attention at 1/4, transposed-conv upsampling, then 7x7 conv + tanh;
 - with ``prefill`` (default) the hole is first filled by :func:`models.prefill.parsing_aware_fill`, the
   encoder sees that filled image, and G = coarse fill + 7x7 conv (zero at the start, no spectral norm) instead of
-  the tanh output: training refines a parsing-aware fill rather than painting from nothing.
+  the tanh output: training refines a parsing-aware fill rather than painting from nothing;
+- with ``latent_dim`` > 0 the texture is stochastic (seed 001's E_a / E_ac, models/stochastic.py): a code z from
+  a compatibility prior over the visible image and parsing shifts the fused features inside the hole.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from models.prefill import parsing_aware_fill
+from models.stochastic import LatentCompletion
 from models.layers import (DECODER_BLOCKS, DilatedResBlock, GatedConv2d, PartialConv2d, SelfAttention,
                            check_divisible, conv2d, up_conv)
 
@@ -108,7 +111,7 @@ class ParsingAwareInpainter(nn.Module):
     def __init__(self, num_classes: int = 20, base_channels: int = 32, n_res_blocks: int = 8, dilation: int = 2,
                  norm: str = "anl", encoder: str = "partial", use_parsing: bool = True, spectral_norm: bool = True,
                  attention: bool = True, use_sketch_colour: bool = True, encode_background: bool = False,
-                 prefill: bool = False) -> None:
+                 prefill: bool = False, latent_dim: int = 0) -> None:
         super().__init__()
         if norm not in DECODER_BLOCKS:
             raise ValueError(f"inpainter norm {norm!r} unknown; choose one of {sorted(DECODER_BLOCKS)}")
@@ -124,6 +127,9 @@ class ParsingAwareInpainter(nn.Module):
         self.guidance_encoder = GuidanceEncoder(guidance_in, b, sn)
         self.fuse = nn.Sequential(conv2d(8 * b, 4 * b, 1, spectral_norm=sn), nn.ReLU())
         self.middle = nn.Sequential(*(DilatedResBlock(4 * b, dilation, sn) for _ in range(n_res_blocks)))
+        # posterior: the true image in the hole (+ hole, parsing); prior: the incomplete image (+ hole, parsing)
+        latent_in = 3 + 1 + (num_classes if use_parsing else 0)
+        self.stochastic = LatentCompletion(latent_in, latent_in, 4 * b, latent_dim, stream=1) if latent_dim else None
 
         block = DECODER_BLOCKS[norm]
         self.decode4 = block(4 * b, cond, spectral_norm=sn)
@@ -140,11 +146,14 @@ class ParsingAwareInpainter(nn.Module):
             nn.init.zeros_(self.to_rgb.bias)
 
     def forward(self, incomplete_image: torch.Tensor, known_mask: torch.Tensor, hole_mask: torch.Tensor,
-                parsing_onehot: torch.Tensor | None, condition: torch.Tensor) -> torch.Tensor:
+                parsing_onehot: torch.Tensor | None, condition: torch.Tensor, truth: torch.Tensor | None = None,
+                sample_seed: int | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """incomplete_image (B,3,H,W) in [-1,1]; known_mask M' and hole_mask M (B,1,H,W) (the image encoder
         sees 1 - M, or only M' when encode_background is off);
         parsing_onehot (B,C,H,W) (ignored, may be None, when use_parsing is off);
-        condition (B,5,H,W) = [noise, colour(3), sketch]. Returns G (B,3,H,W) in [-1,1]."""
+        condition (B,5,H,W) = [noise, colour(3), sketch]. Returns G (B,3,H,W) in [-1,1].
+        Stochastic inpainters: ``truth`` (the real image, training) draws z from the posterior and returns
+        (G, KL); otherwise z is the prior's mean, or one draw of it with ``sample_seed``."""
         check_divisible(*incomplete_image.shape[-2:], DOWNSAMPLE_FACTOR, "ParsingAwareInpainter")
         if condition.shape[1] != CONDITION_CHANNELS:
             raise ValueError(f"condition must have {CONDITION_CHANNELS} channels [noise, colour, sketch], "
@@ -165,14 +174,28 @@ class ParsingAwareInpainter(nn.Module):
             incomplete_image, encoded = coarse, encoded.clamp_min(hole_mask)  # the hole now holds the coarse fill
         features = torch.cat([self.image_encoder(incomplete_image, encoded),
                               self.guidance_encoder(torch.cat(guidance, dim=1))], dim=1)
-        x = self.middle(self.fuse(features))
+        x = self.fuse(features)
+        kl = None
+        if self.stochastic is not None:
+            x, kl = self._shift_by_code(x, incomplete_image, hole_mask, parsing_onehot, truth, sample_seed)
+        elif truth is not None:
+            raise ValueError("this inpainter is not stochastic (inpainter.latent_dim is 0): it takes no truth")
+        x = self.middle(x)
         x = self.attention(self.decode4(x, e))
         x = self.decode2(self.up2(x), e)
         x = self.decode1(self.up1(x), e)
         out = self.to_rgb(F.leaky_relu(x, 0.2))
-        if coarse is None:
-            return torch.tanh(out)
-        return coarse + out
+        generated = torch.tanh(out) if coarse is None else coarse + out
+        return generated if truth is None else (generated, kl)
+
+    def _shift_by_code(self, x: torch.Tensor, incomplete_image: torch.Tensor, hole: torch.Tensor,
+                       parsing: torch.Tensor | None, truth: torch.Tensor | None,
+                       sample_seed: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        context = [hole] + ([parsing] if self.use_parsing else [])
+        prior_input = torch.cat([incomplete_image * (1 - hole), *context], dim=1)
+        posterior_input = None if truth is None else torch.cat([truth * hole, *context], dim=1)
+        z, kl = self.stochastic.code(prior_input, posterior_input, sample_seed)
+        return self.stochastic.shift(x, z, hole), kl
 
     def _coarse_fill(self, image: torch.Tensor, hole: torch.Tensor, parsing_onehot: torch.Tensor | None,
                      e: torch.Tensor) -> torch.Tensor:

@@ -129,12 +129,13 @@ class ParserCriterion(nn.Module):
     """
 
     def __init__(self, gan_mode: str = "hinge", gan: float = 1.0, feat_match: float = 10.0, ce: float = 10.0,
-                 attribute: float = 1.0, orthogonality: float = 1.0, counterfactual: float = 10.0) -> None:
+                 attribute: float = 1.0, orthogonality: float = 1.0, counterfactual: float = 10.0,
+                 kl: float = 1.0) -> None:
         super().__init__()
         _check_mode(gan_mode)
         self.gan_mode = gan_mode
         self.weights = {"gan": gan, "feat_match": feat_match, "ce": ce, "attribute": attribute,
-                        "orthogonality": orthogonality, "counterfactual": counterfactual}
+                        "orthogonality": orthogonality, "counterfactual": counterfactual, "kl": kl}
 
     def generator_losses(self, logits: torch.Tensor, labels: torch.Tensor, d_fake: DOutput | None = None,
                          d_real: DOutput | None = None) -> dict[str, torch.Tensor]:
@@ -171,7 +172,7 @@ class InpainterCriterion(nn.Module):
 
     def __init__(self, vgg: nn.Module | None = None, gan_mode: str = "hinge", hole: float = 5.0,
                  foreground: float = 1.0, face: float = 50.0, face_tv: float = 0.1, perceptual: float = 0.05,
-                 style: float = 200.0, gan: float = 0.001, face_label: int = FACE_LABEL,
+                 style: float = 200.0, gan: float = 0.001, kl: float = 1.0, face_label: int = FACE_LABEL,
                  vgg_bf16: bool = False, vgg_blocks: int = 5) -> None:
         super().__init__()
         _check_mode(gan_mode)
@@ -182,7 +183,7 @@ class InpainterCriterion(nn.Module):
             self.perceptual_weights = {n: w for n, w in vgg.perceptual_weights.items() if _block(n) <= vgg_blocks}
             self.style_layers = tuple(n for n in vgg.style_layers if _block(n) <= vgg_blocks)
         self.weights = {"hole": hole, "foreground": foreground, "face": face, "face_tv": face_tv,
-                        "perceptual": perceptual, "style": style, "gan": gan}
+                        "perceptual": perceptual, "style": style, "gan": gan, "kl": kl}
 
     def _vgg_terms(self, composited: torch.Tensor, image: torch.Tensor) -> dict[str, torch.Tensor]:
         w = self.weights
@@ -244,3 +245,9 @@ class InpainterCriterion(nn.Module):
         """Unweighted "d_real" and "d_fake" terms."""
         real, fake = gan_d_loss(d_real, d_fake, self.gan_mode)
         return {"d_real": real, "d_fake": fake}
+
+
+def kl_term(weights: dict[str, float], kl: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """The weighted "kl" term of a stochastic generator (seed 001 eq. 2-18: λ_KL · D_KL(posterior || prior));
+    empty for a deterministic one."""
+    return {} if kl is None else {"kl": weights["kl"] * kl}

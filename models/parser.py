@@ -11,6 +11,11 @@ directions W (k x C) in the latent space, a code e = the mean bottleneck feature
 attribute estimate e Wᵀ, and an edit that moves the hole's features along W. The shift is added only
 inside the (downsampled) hole: a spatially constant shift would be erased by the next instance norm,
 and the hole is the region whose code the edit changes, so e moves by exactly the requested amount.
+
+With ``label_strokes`` the input gains ``num_classes`` channels: strokes painted in the class the user wants
+there (one-hot, zero off the strokes), which a category swap (issue 14, seed 002) uses to ask for trousers
+where the skirt was. With ``latent_dim`` > 0 the completion is stochastic (seed 001, models/stochastic.py): a
+code z drawn from a compatibility prior over the visible outfit shifts the hole's bottleneck features.
 """
 from __future__ import annotations
 
@@ -20,8 +25,9 @@ from torch.nn import functional as F
 
 from models.layers import check_divisible, conv2d, up_conv
 from models.prefill import push_pull
+from models.stochastic import LatentCompletion
 
-PARSER_IN_CHANNELS = 26  # one-hot incomplete parsing (20) + mask + sketch + noise + colour (3)
+PARSER_IN_CHANNELS = 26  # one-hot incomplete parsing (20) + mask + sketch + noise + colour (3) [+ label strokes (20)]
 # with prefill, the prior's probabilities are floored here before the log (a class absent nearby stays reachable)
 PRIOR_FLOOR = 1e-3
 # the attribute code is the hole's mean feature along W divided by this gain, and an edit moves the features by
@@ -50,11 +56,15 @@ class ResBlock(nn.Module):
 
 
 class FreeFormParser(nn.Module):
-    """Maps the 26-channel parser input to per-pixel logits over ``num_classes`` parsing labels."""
+    """Maps the parser input (26 channels, + ``num_classes`` with label strokes) to per-pixel logits over
+    ``num_classes`` parsing labels."""
 
     def __init__(self, in_channels: int = PARSER_IN_CHANNELS, num_classes: int = 20, base_channels: int = 32,
-                 n_downsample: int = 3, n_res_blocks: int = 4, prefill: bool = False, attributes: int = 0) -> None:
+                 n_downsample: int = 3, n_res_blocks: int = 4, prefill: bool = False, attributes: int = 0,
+                 label_strokes: bool = False, latent_dim: int = 0) -> None:
         super().__init__()
+        self.label_strokes = label_strokes
+        in_channels += num_classes if label_strokes else 0
         self.in_channels, self.downsample_factor = in_channels, 2 ** n_downsample
         self.num_classes = num_classes
         self.prefill = prefill
@@ -78,30 +88,45 @@ class FreeFormParser(nn.Module):
                 raise ValueError(f"{attributes} attribute directions need at least as many bottleneck channels, "
                                  f"got {widths[-1]}")
             self.directions = nn.Parameter(nn.init.orthogonal_(torch.empty(attributes, widths[-1])))
+        # posterior: the true parsing inside the hole and the hole; prior: the parser's own input
+        self.stochastic = (LatentCompletion(num_classes + 1, in_channels, widths[-1], latent_dim)
+                           if latent_dim else None)
 
     def forward(self, x: torch.Tensor, attribute_target: torch.Tensor | None = None,
-                return_attribute_code: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """x (B, 26, H, W) -> logits (B, num_classes, H, W); H and W divisible by 2**n_downsample.
+                return_attribute_code: bool = False, truth: torch.Tensor | None = None,
+                sample_seed: int | None = None) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """x (B, in_channels, H, W) -> logits (B, num_classes, H, W); H and W divisible by 2**n_downsample.
 
         ``attribute_target`` (B, k): the attribute values the completion should have; the hole's code
         is moved along W until its estimate equals them (NaN entries: left as estimated).
-        ``return_attribute_code``: also return the estimate e Wᵀ (B, k) before the move (training's loss)."""
+        ``return_attribute_code``: also return the estimate e Wᵀ (B, k) before the move (training's loss).
+        Stochastic parsers: ``truth`` (B, num_classes, H, W) one-hot of the true parsing (training) draws z from
+        the posterior and also returns the KL term (last); otherwise z comes from the prior, its mean or, with
+        ``sample_seed``, one seeded draw. Returns logits, or (logits[, code][, kl])."""
         if x.shape[1] != self.in_channels:
             raise ValueError(f"FreeFormParser expects {self.in_channels} input channels, got {x.shape[1]}")
         check_divisible(*x.shape[-2:], self.downsample_factor, "FreeFormParser")
         if not self.attributes and (attribute_target is not None or return_attribute_code):
             raise ValueError("this parser was built without attributes (parser.attributes is empty)")
-        code = None
-        if self.attributes:
-            out, code = self._attribute_forward(x, attribute_target)
-        else:
-            out = self.net(x)
-        logits = self.prior_logits(x) + out if self.prefill else out
-        return (logits, code) if return_attribute_code else logits
-
-    def _attribute_forward(self, x: torch.Tensor, target: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.stochastic is None and truth is not None:
+            raise ValueError("this parser is not stochastic (parser.latent_dim is 0): it takes no truth")
+        hole_full = x[:, self.num_classes:self.num_classes + 1]
         features = self.net[:self._bottleneck](x)
-        hole = F.adaptive_avg_pool2d(x[:, self.num_classes:self.num_classes + 1], features.shape[-2:])
+        code = kl = None
+        if self.attributes:
+            features, code = self._attribute_shift(features, hole_full, attribute_target)
+        if self.stochastic is not None:
+            posterior_input = None if truth is None else torch.cat([truth * hole_full, hole_full], dim=1)
+            z, kl = self.stochastic.code(x, posterior_input, sample_seed)
+            features = self.stochastic.shift(features, z, hole_full)
+        out = self.net[self._bottleneck:](features)
+        logits = self.prior_logits(x) + out if self.prefill else out
+        extras = ([code] if return_attribute_code else []) + ([kl] if truth is not None else [])
+        return (logits, *extras) if extras else logits
+
+    def _attribute_shift(self, features: torch.Tensor, hole_full: torch.Tensor,
+                         target: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        hole = F.adaptive_avg_pool2d(hole_full, features.shape[-2:])
         mean = (features * hole).sum((2, 3)) / hole.sum((2, 3)).clamp_min(1e-6)  # (B, C) over the hole
         code = mean @ self.directions.t() / ATTRIBUTE_GAIN
         if target is not None:
@@ -110,7 +135,7 @@ class FreeFormParser(nn.Module):
             # the estimate is detached: the decoder learns to read the code, the loss trains the estimate
             step = torch.nan_to_num(target.to(code.dtype) - code.detach(), nan=0.0)
             features = features + ATTRIBUTE_GAIN * (step @ self.directions)[:, :, None, None] * hole
-        return self.net[self._bottleneck:](features), code
+        return features, code
 
     def prior_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Log of the known parsing's push-pull fill: inside the hole, the mix of classes around it."""

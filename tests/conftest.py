@@ -49,7 +49,7 @@ TINY: dict[str, Any] = {
                         "channels_last": False},
     "train_segmenter": {"steps": 5, "batch_size": 8, "checkpoint_every": 2, "sample_every": 3, "log_every": 2,
                         "channels_last": False},
-    "evaluate": {"batch_size": 4, "grid_items": 4, "fid_batch_size": 4},
+    "evaluate": {"batch_size": 4, "grid_items": 4, "fid_batch_size": 4, "samples": 2},
     "ablation": {"steps": 4, "seeds": 1},
 }
 

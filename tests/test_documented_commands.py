@@ -37,6 +37,10 @@ EDIT = (".venv/bin/python -m fashion_edit.serving.cli edit --image in.png --mask
         "[--colour strokes.png] --out edited.png [--model models:/editor@champion | --checkpoint artifacts/editor]")
 ATTRIBUTE_EDIT = (".venv/bin/python -m fashion_edit.serving.cli edit --image figure.png --attribute sleeve_length=+0.3 "
                   "--out longer.png --checkpoint artifacts/editor")
+SWAP_EDIT = (".venv/bin/python -m fashion_edit.serving.cli edit --image figure.png --to trousers --out trousers.png "
+             "--checkpoint artifacts/editor")
+SAMPLES_EDIT = (".venv/bin/python -m fashion_edit.serving.cli edit --image in.png --mask hole.png --samples 4 "
+                "--out edited.png --checkpoint artifacts/editor")
 FLOW_RUN = ".venv/bin/python -m flows.retrain run -S train_inpainter.steps=200 --target register"
 SERVER = ".venv/bin/prefect server start --host 127.0.0.1 &"
 API_URL = "export PREFECT_API_URL=http://127.0.0.1:4200/api"
@@ -68,7 +72,7 @@ REST_REQUEST = (
     "json.load(open('answer.json'))['predictions'][0]['image']))\"",
 )
 RUN_HERE = (MAKE_RUN, METRICS_SHOW, COMPARE, PLOTS_SHOW, EXP_RUN, EXP_SHOW, EXP_DIFF, EXP_SHOW_NARROW, NETWORKS, EDIT,
-            ATTRIBUTE_EDIT, FLOW_RUN, SERVER, API_URL, SERVE, TRIGGER, FLOW_RUNS, RESULT, ABLATIONS_SERVE, ABLATIONS_TRIGGER,
+            ATTRIBUTE_EDIT, SWAP_EDIT, SAMPLES_EDIT, FLOW_RUN, SERVER, API_URL, SERVE, TRIGGER, FLOW_RUNS, RESULT, ABLATIONS_SERVE, ABLATIONS_TRIGGER,
             ABLATIONS_RUN, ABLATIONS_TWO, UI)
 
 _GPU = "needs GPUs (torchrun/DDP is tested on CPU by tests/test_training_distributed.py)"
@@ -102,6 +106,7 @@ NOT_RUN_HERE = {
     "dvc exp run -S data.source=<source> -S data.root=/path/to/dataset":
         "needs a dataset on disk; every reader is tested on fixture trees in its exact layout (test_sources.py)",
     ".venv/bin/dvc exp run -S inpainter.base_channels=32": _LONG,
+    ".venv/bin/dvc exp run -n diverse": _LONG,
     ".venv/bin/dvc exp run -n attributes -S train_parser.steps=3000":
         "25 minutes of parser training; its stages are `make run`'s, tested on a tiny config by test_attribute_edit.py",
     STUDY: _LONG + " (test_the_study_command_names_every_variant checks its list)",
@@ -277,6 +282,12 @@ def _pipeline_and_results(shell: Shell, clone: Path) -> None:
     answer = shell.run(ATTRIBUTE_EDIT, or_error=("shows no figure", "cannot edit 'sleeve_length'"))
     if not answer.startswith("fashion-edit: error:"):
         assert "wrote longer.png" in answer and cv2.imread(str(clone / "longer.png")).shape == figure.shape
+    # a category swap of the same figure: as above, the tiny segmenter may find no lower garment in it
+    answer = shell.run(SWAP_EDIT, or_error=("nothing to turn into", "no figure with a lower garment", "already"))
+    if not answer.startswith("fashion-edit: error:"):
+        assert "wrote trousers.png" in answer and cv2.imread(str(clone / "trousers.png")).shape == figure.shape
+    assert "4 files" in shell.run(SAMPLES_EDIT)
+    assert all(cv2.imread(str(clone / f"edited{suffix}.png")).shape == (64, 64, 3) for suffix in ("", "_1", "_3"))
 
     shell.run(EXP_RUN)
     assert "Experiment" in shell.run(EXP_SHOW)

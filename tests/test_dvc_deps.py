@@ -102,7 +102,7 @@ def test_every_imported_project_file_is_a_dep_of_the_stage(name: str):
 
 def _sections_in_code() -> dict[str, tuple[str, ...]]:
     """The params sections each tracked stage hashes into its MLflow run (what its code says it reads)."""
-    from fashion_edit.evaluation import attribute_sweep, evaluate
+    from fashion_edit.evaluation import attribute_sweep, category_swap, evaluate
     from fashion_edit.tracking import register
     from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
     from fashion_edit.training.parser_trainer import PARSER_SPEC
@@ -110,7 +110,7 @@ def _sections_in_code() -> dict[str, tuple[str, ...]]:
 
     return {"train_parser": PARSER_SPEC.sections, "train_inpainter": INPAINTER_SPEC.sections,
             "train_segmenter": SEGMENTER_SPEC.sections, "evaluate": evaluate.SECTIONS, "register": register.SECTIONS,
-            "attribute_sweep": attribute_sweep.SECTIONS}
+            "attribute_sweep": attribute_sweep.SECTIONS, "category_swap": category_swap.SECTIONS}
 
 
 @pytest.mark.parametrize("name", sorted(_sections_in_code()))

@@ -151,7 +151,7 @@ def test_editor_pyfunc_round_trip_through_mlflow(editor: Editor, bundle: Path, t
 
 def test_the_registered_editor_shows_its_inputs_and_params(pyfunc):
     signature = pyfunc.metadata.signature
-    assert signature.inputs.input_names() == ["image", "mask", "sketch", "colour", "attributes"]
+    assert signature.inputs.input_names() == ["image", "mask", "sketch", "colour", "attributes", "to_category", "samples"]
     assert {p.name: p.default for p in signature.params.params} == {"seed": 0, "output": "png"}
 
 

@@ -6,6 +6,7 @@ import json
 import math
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -30,7 +31,8 @@ IMAGE_KEYS = ("fid", "kid", "kid_std", "hole_l1", "psnr", "psnr_hole", "ssim", "
 def evaluate_paths(root: Path, prepared: Path) -> EvaluatePaths:
     return EvaluatePaths(prepared=prepared, artifacts=root / "artifacts", metrics=root / "reports/evaluate.json",
                          headlines=root / "reports/metrics/evaluate", report=root / "reports/evaluate.md",
-                         grid=root / "reports/evaluate/samples.png", repo_root=root)
+                         grid=root / "reports/evaluate/samples.png", repo_root=root,
+                         diversity_grid=root / "reports/evaluate/diversity.png")
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +130,21 @@ def test_model_only_evaluation_leaves_out_baselines_and_ceiling(evaluated):
     assert "baselines" not in alone and "segmenter_ceiling_miou" not in alone  # the evaluate stage's
     assert alone["fid"] == pytest.approx(metrics["fid"]) and alone["parser_miou"] == metrics["parser_miou"]
     assert alone["kid"] == pytest.approx(metrics["kid"])
+
+
+def test_diversity_is_scored_and_drawn_and_zero_for_an_untrained_deterministic_model(evaluated, prepared_data):
+    """Random-init heads start at exactly zero (residuals on the fills), so the noise changes nothing: the
+    deterministic baseline of seed 001's claim, exactly 0 here."""
+    paths, metrics, _ = evaluated
+    assert metrics["samples"] == 2
+    assert metrics["diversity_lpips"] == 0.0 and metrics["diversity_parsing"] == 0.0
+    assert metrics["diversity_garment_classes"] >= 0 and math.isfinite(metrics["samples_fid"])
+    grid = cv2.imread(str(paths.diversity_grid))
+    rows = len(grid_indices(len(open_split(prepared_data / "test")), tiny_params().evaluate.grid_items))
+    single = cv2.imread(str(paths.grid))
+    assert grid.shape[0] == single.shape[0]  # as many rows as the sample grid, one column per sample + the input
+    assert grid.shape[1] < single.shape[1] and rows >= 2
+    assert "Diversity" in paths.report.read_text()
 
 
 def test_grid_items_are_spread_over_the_split():

@@ -163,11 +163,12 @@ def test_inpainter_criterion_needs_vgg_for_vgg_terms():
 
 def test_criteria_built_from_params_use_fe_gan_defaults():
     p = Params()
-    # FE-GAN's parser weights, and the attribute terms' defaults (seed 003's losses, our counterfactual term)
+    # FE-GAN's parser weights, the attribute terms' defaults (seed 003's losses, our counterfactual term) and the
+    # stochastic completion's KL (seed 001)
     assert build_parser_criterion(p).weights == {"gan": 1.0, "feat_match": 10.0, "ce": 10.0, "attribute": 1.0,
-                                                 "orthogonality": 1.0, "counterfactual": 10.0}
+                                                 "orthogonality": 1.0, "counterfactual": 10.0, "kl": 1.0}
     criterion = build_inpainter_criterion(p)
     assert criterion.weights == {"hole": 5.0, "foreground": 1.0, "face": 50.0, "face_tv": 0.1, "perceptual": 0.05,
-                                 "style": 200.0, "gan": 0.001}
+                                 "style": 200.0, "gan": 0.001, "kl": 1.0}
     assert criterion.vgg is not None and criterion.gan_mode == "hinge"
     assert criterion.vgg_bf16 is resolve_speed("auto", "auto").bf16  # vgg.bf16: auto (tests/test_hardware.py)

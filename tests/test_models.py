@@ -98,8 +98,9 @@ def test_default_models_from_params():
     batch = make_batch(2, 128, 128)
     with torch.no_grad():
         generated, _ = run_inpainter(generator.eval(), batch, batch["parsing"])
-        logits = build_parser(p).eval()(parser_input(batch))
-        d_out = build_parser_discriminator(p)(parser_discriminator_input(parser_input(batch), batch["parsing"]))
+        x = parser_input(batch, p.parser.label_strokes)
+        logits = build_parser(p).eval()(x)
+        d_out = build_parser_discriminator(p)(parser_discriminator_input(x, batch["parsing"]))
     assert generated.shape == (2, 3, 128, 128) and logits.shape == (2, 20, 128, 128)
     assert len(d_out) == p.parser.d_scales and discriminator.blocks[0][0].in_channels == 3 + 1 + 20 + 4
 

@@ -72,7 +72,7 @@ def test_sigterm_stops_a_training_stage_with_one_line(tmp_path, prepared_data, m
 STAGE_COMMANDS = {
     "check_params": [], "synthesize": [], "preprocess": [], "train_parser": [], "train_inpainter": [],
     "train_segmenter": [], "fid_reference": [], "evaluate": [], "register": [], "ablate": ["--variant", "full"],
-    "report": [],
+    "report": [], "swap_pairs": [], "category_swap": [],
 }
 
 

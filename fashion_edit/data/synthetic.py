@@ -17,7 +17,9 @@ Conventions:
   be regenerated on its own, and the same params give byte-identical files. Sleeve lengths come from a
   second generator, ``default_rng([seed, index, 1])``, so adding them changed no other choice (outfit,
   pose, placement, colours); only noise textures, whose random grid is sized by a label's bounding box,
-  differ where a sleeve changed that box.
+  differ where a sleeve changed that box. :func:`render_swapped` draws the same figure with its lower garment
+  in another shape; what only the swap needs (the new garment's hem and flare, its noise) comes from a third
+  generator, ``default_rng([seed, index, 2])``, so the original figures stay byte-identical.
 - ``description["attributes"]`` holds the true garment attributes the figure was drawn with (the
   quantities :mod:`fashion_edit.data.attributes` measures from the parsing; see :func:`_true_attributes`).
 """
@@ -47,6 +49,7 @@ KEYPOINT_NAMES: tuple[str, ...] = (
     "left_wrist", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",
 )
 GARMENT_SHAPES: tuple[str, ...] = ("t-shirt", "long-sleeve", "coat", "dress", "skirt", "trousers", "shorts")
+LOWER_SHAPES: tuple[str, ...] = ("skirt", "trousers", "shorts")  # the garments render_swapped exchanges
 GARMENT_LABEL = {
     "t-shirt": LABEL_ID["upper-clothes"], "long-sleeve": LABEL_ID["upper-clothes"], "coat": LABEL_ID["coat"],
     "dress": LABEL_ID["dress"], "skirt": LABEL_ID["skirt"], "trousers": LABEL_ID["pants"],
@@ -437,24 +440,30 @@ def _draw_long_hair_back(c: _Canvas, b: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- layout
-def _garment_geometry(rng: np.random.Generator, b: dict[str, Any], outfit: dict[str, Any]) -> None:
-    """Hem heights, necklines and coat opening (stored on the garment dicts, in head units)."""
+def _shape_geometry(rng: np.random.Generator, b: dict[str, Any], g: dict[str, Any]) -> None:
+    """One garment's hem height, neckline or coat opening (stored on its dict, in head units); trousers and
+    shorts follow the legs and draw nothing."""
     knee_y = min(b["left"]["knee"][1], b["right"]["knee"][1])
+    shape = g["shape"]
+    if shape in ("t-shirt", "long-sleeve"):
+        g["hem_y"] = b["waist_y"] + rng.uniform(0.25, 0.6)
+        g["neck_depth"] = float(rng.choice([0.15, 0.22, 0.45]))
+    elif shape == "skirt":
+        g["hem_y"] = rng.uniform(b["hip_y"] + 0.6, knee_y + 0.5)
+        g["flare"] = rng.uniform(0.1, 0.5)
+    elif shape == "dress":
+        g["hem_y"] = rng.uniform(knee_y - 0.5, knee_y + 0.5)  # leaves bare leg above any socks
+        g["flare"] = rng.uniform(0.15, 0.6)
+        g["neck_depth"] = float(rng.choice([0.2, 0.35, 0.5]))
+    elif shape == "coat":
+        g["hem_y"] = rng.uniform(b["hip_y"] + 0.5, knee_y + 0.4)
+        g["gap"] = rng.uniform(0.13, 0.3)
+
+
+def _garment_geometry(rng: np.random.Generator, b: dict[str, Any], outfit: dict[str, Any]) -> None:
+    """Every garment's shape draws (see :func:`_shape_geometry`), then the scarf's side."""
     for g in outfit["garments"]:
-        shape = g["shape"]
-        if shape in ("t-shirt", "long-sleeve"):
-            g["hem_y"] = b["waist_y"] + rng.uniform(0.25, 0.6)
-            g["neck_depth"] = float(rng.choice([0.15, 0.22, 0.45]))
-        elif shape == "skirt":
-            g["hem_y"] = rng.uniform(b["hip_y"] + 0.6, knee_y + 0.5)
-            g["flare"] = rng.uniform(0.1, 0.5)
-        elif shape == "dress":
-            g["hem_y"] = rng.uniform(knee_y - 0.5, knee_y + 0.5)  # leaves bare leg above any socks
-            g["flare"] = rng.uniform(0.15, 0.6)
-            g["neck_depth"] = float(rng.choice([0.2, 0.35, 0.5]))
-        elif shape == "coat":
-            g["hem_y"] = rng.uniform(b["hip_y"] + 0.5, knee_y + 0.4)
-            g["gap"] = rng.uniform(0.13, 0.3)
+        _shape_geometry(rng, b, g)
     if outfit["scarf"]:
         outfit["scarf_side"] = int(rng.choice([-1, 1]))
 
@@ -695,15 +704,19 @@ def _darken_seams(img: np.ndarray, labels: np.ndarray) -> None:
     img[seam] = (img[seam] * np.float32(0.78)).astype(np.uint8)
 
 
-def _colour_figure(rng: np.random.Generator, c: _Canvas, b: dict[str, Any], outfit: dict[str, Any],
-                   background: np.ndarray) -> np.ndarray:
-    """Supersampled RGB image: background + one texture per label + face details + seam shading."""
+def _figure_box(labels: np.ndarray) -> tuple[tuple[slice, slice], int, int]:
+    """The figure's bounding box 1 px wider on each side (for the seams), and its top-left corner."""
+    x0, y0, w0, h0 = cv2.boundingRect(labels)
+    x0, y0 = max(x0 - 1, 0), max(y0 - 1, 0)
+    return (slice(y0, y0 + h0 + 2), slice(x0, x0 + w0 + 2)), x0, y0
+
+
+def _paint_figure(rng: np.random.Generator, c: _Canvas, b: dict[str, Any], outfit: dict[str, Any],
+                  background: np.ndarray) -> np.ndarray:
+    """Supersampled RGB image: background + one texture per label + face details (no seams yet)."""
     s = c.s
     img = cv2.resize(background, (c.labels.shape[1], c.labels.shape[0]), interpolation=cv2.INTER_NEAREST)
-    # work inside the figure's bounding box (1 px wider for the seams)
-    x0, y0, w0, h0 = cv2.boundingRect(c.labels)
-    x0, y0 = max(x0 - 1, 0), max(y0 - 1, 0)
-    box = (slice(y0, y0 + h0 + 2), slice(x0, x0 + w0 + 2))
+    box, x0, y0 = _figure_box(c.labels)  # work inside the figure's bounding box
     labels, canvas = c.labels[box], img[box]
     specs = _label_textures(outfit)
     # solid labels in one table lookup; patterned labels one by one inside their own boxes
@@ -721,7 +734,15 @@ def _colour_figure(rng: np.random.Generator, c: _Canvas, b: dict[str, Any], outf
         tex = _texture(specs[int(lab)], ys, xs, c.unit, rng)
         np.copyto(canvas[y:y + h, x:x + w], tex, where=mask[y:y + h, x:x + w, None])
     _face_details(img, c.labels, c, b, outfit)
-    _darken_seams(canvas, labels)
+    return img
+
+
+def _colour_figure(rng: np.random.Generator, c: _Canvas, b: dict[str, Any], outfit: dict[str, Any],
+                   background: np.ndarray) -> np.ndarray:
+    """Supersampled RGB image: the painted figure with seam shading."""
+    img = _paint_figure(rng, c, b, outfit, background)
+    box = _figure_box(c.labels)[0]
+    _darken_seams(img[box], c.labels[box])
     return img
 
 
@@ -776,19 +797,43 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def render_figure(index: int, p: SynthesizeParams) -> Figure:
-    """Render figure ``index`` of the dataset defined by ``p`` (independent of all other figures)."""
+@dataclass
+class _Scene:
+    """Every draw of a figure's main generator up to its placement: what a swapped render shares."""
+
+    rng: np.random.Generator  # left where the background's draws start
+    outfit: dict[str, Any]
+    body: dict[str, Any]
+    unit: float
+    origin: tuple[float, float]
+
+
+def _sample_scene(index: int, p: SynthesizeParams) -> _Scene:
     rng = np.random.default_rng([p.seed, index])
     outfit = _sample_outfit(rng)
     _sample_sleeves(np.random.default_rng([p.seed, index, 1]), outfit)
     body = _sample_body(rng)
     _garment_geometry(rng, body, outfit)
     unit, origin = _place(rng, *_extent(body, outfit), p.height, p.width)
-    canvas = _Canvas(p.height, p.width, p.supersample, unit, origin)
-    _draw_figure(canvas, body, outfit)
-    feet_y = canvas.final(body["left"]["ankle"])[1] + rng.uniform(-0.5, 0.2) * unit
-    bg_kind, background = _background(rng, p.height, p.width, feet_y)
-    big = _colour_figure(rng, canvas, body, outfit, background)
+    return _Scene(rng, outfit, body, unit, origin)
+
+
+def _draw(scene: _Scene, outfit: dict[str, Any], p: SynthesizeParams) -> _Canvas:
+    canvas = _Canvas(p.height, p.width, p.supersample, scene.unit, scene.origin)
+    _draw_figure(canvas, scene.body, outfit)
+    return canvas
+
+
+def _backdrop(scene: _Scene, canvas: _Canvas, p: SynthesizeParams) -> tuple[str, np.ndarray]:
+    """The background, its floor line a little off the feet."""
+    feet_y = canvas.final(scene.body["left"]["ankle"])[1] + scene.rng.uniform(-0.5, 0.2) * scene.unit
+    return _background(scene.rng, p.height, p.width, feet_y)
+
+
+def _finish(index: int, p: SynthesizeParams, scene: _Scene, outfit: dict[str, Any], canvas: _Canvas,
+            big: np.ndarray, bg_kind: str, extra: dict[str, Any] | None = None) -> Figure:
+    """Downsample the supersampled image and labels; keypoints and the JSON description (plus ``extra``)."""
+    body, unit = scene.body, scene.unit
     image = cv2.resize(big, (p.width, p.height), interpolation=cv2.INTER_AREA) if p.supersample > 1 else big
     parsing = majority_downsample(canvas.labels, p.supersample)
 
@@ -812,9 +857,71 @@ def render_figure(index: int, p: SynthesizeParams) -> Figure:
         "gloves": outfit["gloves"], "socks": outfit["socks"]["kind"] if outfit["socks"] else None,
         "hair": outfit["hair"], "skin": outfit["skin"], "shoes": outfit["shoes"],
         "body": {"unit_px": unit, "width": body["width"], "legs": body["legs"]}, "pose": body["pose"],
-        "attributes": _true_attributes(body, outfit),
+        "attributes": _true_attributes(body, outfit), **(extra or {}),
     })
     return Figure(image=image, parsing=parsing, keypoints=keypoints, description=description)
+
+
+def render_figure(index: int, p: SynthesizeParams) -> Figure:
+    """Render figure ``index`` of the dataset defined by ``p`` (independent of all other figures)."""
+    scene = _sample_scene(index, p)
+    canvas = _draw(scene, scene.outfit, p)
+    bg_kind, background = _backdrop(scene, canvas, p)
+    big = _colour_figure(scene.rng, canvas, scene.body, scene.outfit, background)
+    return _finish(index, p, scene, scene.outfit, canvas, big, bg_kind)
+
+
+# --------------------------------------------------------------------------- garment-category swap
+class SwapError(FashionEditError, ValueError):
+    """A figure's lower garment cannot become the asked shape (a dress, no lower garment, an unknown shape)."""
+
+
+def lower_shape(description: dict[str, Any]) -> str | None:
+    """What a figure (its description, or outfit) wears from the waist down: a :data:`LOWER_SHAPES` shape, "dress",
+    or None."""
+    return next((g["shape"] for g in description["garments"] if g["shape"] in (*LOWER_SHAPES, "dress")), None)
+
+
+def _swapped_outfit(outfit: dict[str, Any], body: dict[str, Any], to_shape: str,
+                    rng: np.random.Generator) -> dict[str, Any]:
+    """The outfit with its lower garment made ``to_shape`` in the same texture; shape draws come from ``rng``."""
+    shape = lower_shape(outfit)
+    if shape in (None, "dress"):
+        raise SwapError(f"the figure wears {'a dress' if shape else 'no lower garment'}: nothing to swap for "
+                        f"{to_shape!r}")
+    if to_shape not in LOWER_SHAPES or to_shape == shape:
+        raise SwapError(f"cannot swap the figure's {shape} for {to_shape!r}; choose one of "
+                        f"{[s for s in LOWER_SHAPES if s != shape]}")
+    old = next(g for g in outfit["garments"] if g["shape"] == shape)
+    new = {"shape": to_shape, "label": GARMENT_LABEL[to_shape], "texture": old["texture"]}
+    _shape_geometry(rng, body, new)
+    swapped = {**outfit, "garments": [new if g is old else g for g in outfit["garments"]]}
+    if _hidden_limbs({to_shape}, False)[1]:
+        swapped["socks"] = None  # hidden under trousers (the generator gives socks to bare legs only)
+    return swapped
+
+
+def render_swapped(index: int, p: SynthesizeParams, to_shape: str) -> Figure:
+    """Figure ``index`` of ``p`` with its lower garment (skirt, trousers or shorts) drawn as ``to_shape``.
+
+    Body, pose, placement, background and every other garment are the original's, and so is every pixel whose
+    label is unchanged: the original is painted first and only the pixels whose label the swap changes are
+    repainted (the new garment in the old one's texture spec, newly bare legs in the skin colour, background).
+    Seams are then shaded along the new labels' borders. The new garment's shape draws (hem, flare) and its
+    noise texture come from a third generator, ``default_rng([seed, index, 2])``. SwapError for a figure in a
+    dress, one without a lower garment, or a ``to_shape`` that is no other lower shape.
+    """
+    scene = _sample_scene(index, p)
+    extra_rng = np.random.default_rng([p.seed, index, 2])
+    swapped = _swapped_outfit(scene.outfit, scene.body, to_shape, extra_rng)
+    before, after = _draw(scene, scene.outfit, p), _draw(scene, swapped, p)
+    bg_kind, background = _backdrop(scene, before, p)
+    big = _paint_figure(scene.rng, before, scene.body, scene.outfit, background)
+    changed = after.labels != before.labels
+    np.copyto(big, _paint_figure(extra_rng, after, scene.body, swapped, background), where=changed[..., None])
+    box = _figure_box(after.labels)[0]
+    _darken_seams(big[box], after.labels[box])
+    return _finish(index, p, scene, swapped, after, big, bg_kind, {"swapped_from": lower_shape(scene.outfit)})
 
 
 def colourise(parsing: np.ndarray) -> np.ndarray:

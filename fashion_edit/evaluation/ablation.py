@@ -2,7 +2,9 @@
 
 A variant (``params.yaml`` ``ablations.<name>``) overrides the inpainter's sections; its training
 length is ``ablation.steps`` and it is trained ``ablation.seeds`` times (seed k adds k to
-``train_inpainter.seed``). A variant without overrides at the pipeline's training length (``full``,
+``train_inpainter.seed``). A variant that also changes the parser (``parser``, ``parser_loss``, e.g. the
+``stochastic`` one, issue 14) first trains its own parser for ``train_parser.steps`` (seed k adds k to
+``train_parser.seed``) and is evaluated with it instead of the pipeline's. A variant without overrides at the pipeline's training length (``full``,
 seed 0) is the pipeline's inpainter: its weights (artifacts/inpainter) are evaluated, not trained
 again. Which variants run is ``ablation.variants``. Each seed is evaluated by the same code as the ``evaluate`` stage, on
 the same fixed masks, with the pipeline's trained parser and segmenter (the two-stage path), so
@@ -48,6 +50,7 @@ from fashion_edit.tracking.runs import log_to_run
 from fashion_edit.training.curves import LossHistory
 from fashion_edit.training.distributed import setup_distributed, teardown_distributed
 from fashion_edit.training.inpainter_trainer import INPAINTER_SPEC
+from fashion_edit.training.parser_trainer import PARSER_SPEC
 from fashion_edit.training.loop import Hook, LoopState
 from fashion_edit.training.runner import TrainOutcome, train
 
@@ -57,12 +60,34 @@ CURVE_COLUMNS = ("step", "train_seconds", *CURVE_METRICS)
 
 
 def variant_params(params: Params, variant: str, seed_index: int) -> Params:
-    """``params`` with the variant's overrides, the ablation training length and the seed's offset."""
+    """``params`` with the variant's overrides, the ablation training length and the seed's offsets."""
     merged = params.variant(variant)
-    t = merged.train_inpainter
+    t, tp = merged.train_inpainter, merged.train_parser
     train = t.model_copy(update={"steps": params.ablation.steps, "seed": t.seed + seed_index,
                                  "distributed": False})
-    return merged.model_copy(update={"train_inpainter": train})
+    train_parser = tp.model_copy(update={"seed": tp.seed + seed_index, "distributed": False})
+    return merged.model_copy(update={"train_inpainter": train, "train_parser": train_parser})
+
+
+def changes_parser(params: Params, variant: str) -> bool:
+    """Whether the variant's parser differs from the pipeline's (then it trains its own)."""
+    merged = params.variant(variant)
+    return (merged.parser, merged.parser_loss) != (params.parser, params.parser_loss)
+
+
+def variant_parser(params: Params, variant: str, seed_index: int, repo_root: Path,
+                   shared: "SharedNetworks") -> "SharedNetworks":
+    """The networks a variant is evaluated with: the pipeline's, or its own parser trained first."""
+    if not changes_parser(params, variant):
+        return shared
+    p = variant_params(params, variant, seed_index)
+    spec = dataclasses.replace(PARSER_SPEC, stage_name=STAGE_TEMPLATE.format(variant=variant))
+    ctx = setup_distributed(False, "ablation")
+    try:
+        outcome = train(p, spec, TrainPaths.ablation_parser(repo_root, variant, seed_index), ctx)
+    finally:
+        teardown_distributed()
+    return dataclasses.replace(shared, parser=outcome.generator.eval(), parser_net=p.parser)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +205,7 @@ def train_and_evaluate(params: Params, variant: str, seed_index: int, repo_root:
     """Train one seed of one variant (resuming if interrupted), evaluate it, return its metrics."""
     p = variant_params(params, variant, seed_index)
     paths = EvaluatePaths.default(repo_root)
+    shared = variant_parser(params, variant, seed_index, repo_root, shared)
 
     def score(generator: torch.nn.Module) -> dict[str, float]:
         networks = EditorNetworks(shared.segmenter, shared.parser, generator, shared.segmenter_architecture,

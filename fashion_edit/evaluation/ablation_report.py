@@ -31,6 +31,10 @@ COLUMNS: dict[str, tuple[str, bool]] = {
     "psnr_hole": ("hole PSNR ↑", True),
     "ssim": ("SSIM ↑", True),
     "st_lpips": ("ST-LPIPS ↓", False),
+    # N unguided completions per input (evaluate.samples; fashion_edit/evaluation/diversity.py)
+    "diversity_lpips": ("diversity ST-LPIPS ↑", True),
+    "diversity_parsing": ("hole labels differing ↑", True),
+    "samples_fid": ("samples FID ↓", False),
     "g_params": ("G params", False),
     "d_params": ("D params", False),
     "g_gflops": ("G GFLOP/img", False),
@@ -67,7 +71,7 @@ def _format_cell(mean: float, std: float, count: int, key: str) -> str:
         return "–"
     if key.endswith("params"):
         return f"{mean / 1e6:.2f} M"
-    digits = 0 if key == "train_seconds" else (1 if key == "fid" or key.startswith("psnr") else
+    digits = 0 if key == "train_seconds" else (1 if key.endswith("fid") or key.startswith("psnr") else
                                                4 if key == "kid" else 2 if key == "g_gflops" else 3)
     cell = f"{mean:.{digits}f}"
     return f"{cell} ± {std:.{digits}f}" if count > 1 else cell

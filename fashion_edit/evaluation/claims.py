@@ -13,6 +13,9 @@ Sources (facts quoted with their numbers):
 - seed 001 (``../shared/seeds/001_*``), Table 4-1, FID (lower is better): full model N_we 23.07,
   without the two-stage split 24.28, without attention 27.32, without spectral norm 29.78, without
   the GAN loss 35.90; FiNet 34.68 and BicycleGAN 28.02 for reference.
+- seed 001, chapter 2 (the compatibility prior, eq. 2-18): sampling z gives several completions of one input;
+  the issue's test of it: diversity clearly above the deterministic model's at an FID that is not worse (a
+  "samples_fid" claim within noise or holding means not worse; contradicted means worse).
 - FE-GAN (seed 000 and DESIGN.md section 3): attention normalisation (ANL) beats SPADE-style and plain
   instance normalisation in the decoder; the partial-convolution encoder beats gated and plain
   convolutions; sketch and colour guidance is what lets the user steer the edit.
@@ -42,6 +45,7 @@ class Claim:
 
 _T41 = "seed 001 Table 4-1"
 _FEGAN = "FE-GAN"
+_DIVERSE = "seed 001 ch. 2"
 CLAIMS: tuple[Claim, ...] = (
     # seed 001's ordering by FID: full < w/o two-stage < w/o attention < w/o spectral norm < w/o GAN
     Claim("full", "one_stage", "fid", True, _T41, (23.07, 24.28)),
@@ -59,6 +63,10 @@ CLAIMS: tuple[Claim, ...] = (
     # sketch/colour guidance matters: without it the hole is rendered from context alone
     Claim("full", "no_sketch_colour", "fid", True, _FEGAN),
     Claim("full", "no_sketch_colour", "psnr_hole", False, _FEGAN),
+    # seed 001: one input, several completions, without losing quality (fashion_edit/evaluation/diversity.py)
+    Claim("stochastic", "full", "diversity_lpips", False, _DIVERSE),
+    Claim("stochastic", "full", "diversity_parsing", False, _DIVERSE),
+    Claim("stochastic", "full", "samples_fid", True, _DIVERSE),
 )
 
 

@@ -28,7 +28,9 @@ each method also in ``reports/metrics/evaluate/<method>.json``, see ``fashion_ed
   how much the number would move on another test set of this size); the promotion gate compares
   differences with them;
 - ``baselines.<name>.*``: FID, KID, the image metrics and their SEs for OpenCV Telea and mean-colour
-  fill on the same holes, computed by the same code.
+  fill on the same holes, computed by the same code;
+- with ``evaluate.samples`` > 1, the diversity of ``samples`` completions per input (``diversity_*``,
+  ``samples_fid``, ``samples_kid``; ``fashion_edit.evaluation.diversity``) and a grid of them.
 """
 from __future__ import annotations
 
@@ -49,6 +51,7 @@ from fashion_edit.data.dataset import EditingDataset
 from fashion_edit.data.store import PreparedSplit, open_split
 from fashion_edit.errors import FashionEditError
 from fashion_edit.evaluation.baselines import inpaint_batch
+from fashion_edit.evaluation.diversity import DiversityScores
 from fashion_edit.evaluation.fid_reference import compute_reference, load_reference
 from fashion_edit.evaluation.headline import MODEL, se_key, write_headline
 from fashion_edit.evaluation.metrics.bootstrap import (bootstrap_indices, mean_replicates, miou_replicates,
@@ -179,6 +182,13 @@ def with_header(grid: np.ndarray, titles: tuple[str, ...], height: int = 14, pad
 class Evaluation:
     metrics: dict[str, Any]
     grid: np.ndarray
+    diversity_grid: np.ndarray | None = None  # rows: input, then the N unguided completions
+
+
+def diversity_row(batch: Batch, outs: list[TwoStageOutput], i: int) -> list[np.ndarray]:
+    """One row of the diversity grid: the input with its hole, then each sample's completed image."""
+    mask = batch["mask"][i]
+    return [hole_overlay(image_to_uint8(incomplete_image(batch)[i]), mask)] + [image_to_uint8(o.image[i]) for o in outs]
 
 
 def real_features(test: PreparedSplit, paths: EvaluatePaths, inception: InceptionFeatures) -> np.ndarray:
@@ -205,7 +215,8 @@ def evaluate(params: Params, paths: EvaluatePaths, networks: EditorNetworks, mod
     compared = {} if model_only else BASELINES
     methods = {MODEL: MethodScores(stlpips), **{name: MethodScores(stlpips) for name in compared}}
     parsing = ParsingScores(ceiling=not model_only)
-    wanted, rows = set(grid_indices(len(test), p.grid_items)), []
+    diversity = DiversityScores(stlpips, p.samples) if p.samples > 1 else None
+    wanted, rows, diversity_rows = set(grid_indices(len(test), p.grid_items)), [], []
     for batch in tqdm(loader, desc=STAGE, unit="batch", disable=None):
         out = two_stage(networks, batch)
         real_seg = None if model_only else segment(networks.segmenter, batch["image"])
@@ -216,15 +227,25 @@ def evaluate(params: Params, paths: EvaluatePaths, networks: EditorNetworks, mod
         for name, method in compared.items():
             methods[name].update(inpaint_batch(batch["image"], batch["mask"], method), batch, inception, real_lpips)
         rows += [grid_row(batch, out, i) for i, index in enumerate(batch["index"].tolist()) if index in wanted]
+        if diversity is not None:
+            samples = diversity.update(networks, batch, inception)
+            diversity_rows += [diversity_row(batch, samples, i) for i, index in enumerate(batch["index"].tolist())
+                               if index in wanted]
     # one set of draws for every metric and method: rows of the split's order, which the loader keeps
     resamples = bootstrap_indices(len(test), p.bootstrap_resamples)
     scores = {name: method.compute(real, resamples) for name, method in methods.items()}
     metrics: dict[str, Any] = {**scores[MODEL], **parsing.compute(resamples), "test_images": len(test),
                                "images_without_hole": methods[MODEL].pixels.compute()["images_without_hole"],
                                "bootstrap_resamples": p.bootstrap_resamples}
+    if diversity is not None:
+        metrics |= diversity.compute(real)
     if compared:
         metrics["baselines"] = {name: scores[name] for name in compared}
-    return Evaluation(metrics=metrics, grid=with_header(make_grid(rows), GRID_COLUMNS))
+    diversity_grid = None
+    if diversity_rows:
+        titles = ("input",) + tuple(f"sample {k + 1}" for k in range(p.samples))
+        diversity_grid = with_header(make_grid(diversity_rows), titles)
+    return Evaluation(metrics=metrics, grid=with_header(make_grid(rows), GRID_COLUMNS), diversity_grid=diversity_grid)
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -282,6 +303,13 @@ def markdown_report(metrics: Mapping[str, Any], params: Params) -> str:
         "the [0, 1] scale; PSNR and SSIM over whole images, hole L1 and hole PSNR inside the hole; ST-LPIPS "
         "over whole images. Known pixels are copied from the input for every method.", "",
     ]
+    if "diversity_lpips" in metrics:
+        lines += [
+            f"Diversity ({metrics['samples']} completions per input, holes without sketch and colour strokes): "
+            f"pairwise ST-LPIPS {_cell(metrics['diversity_lpips'])}, hole pixels labelled differently "
+            f"{_cell(metrics['diversity_parsing'])}, garment classes produced in the hole "
+            f"{_cell(metrics['diversity_garment_classes'])}; the samples' FID {_cell(metrics['samples_fid'])}, "
+            f"KID {_cell(metrics['samples_kid'])} (fashion_edit/evaluation/diversity.py).", ""]
     return "\n".join(lines)
 
 
@@ -295,6 +323,8 @@ def write_outputs(result: Evaluation, params: Params, paths: EvaluatePaths) -> N
     paths.report.parent.mkdir(parents=True, exist_ok=True)
     paths.report.write_text(markdown_report(result.metrics, params))
     save_png(result.grid, paths.grid)
+    if result.diversity_grid is not None and paths.diversity_grid is not None:
+        save_png(result.diversity_grid, paths.diversity_grid)
 
 
 def _training_runs(artifacts: Path) -> dict[str, str]:
@@ -315,6 +345,8 @@ def run_evaluation(params: Params, paths: EvaluatePaths) -> Evaluation:
         write_outputs(result, params, paths)
         run.log_metrics(flat_metrics(result.metrics), step=0)
         run.log_image(result.grid, artifact_file="samples/evaluate_grid.png")
+        if result.diversity_grid is not None:
+            run.log_image(result.diversity_grid, artifact_file="samples/diversity_grid.png")
         run.log_artifact(paths.metrics, "evaluation")
         run.log_artifact(paths.report, "evaluation")
     return result

@@ -4,6 +4,8 @@ with the registry's champion.
     fashion-edit edit --image in.png --mask m.png [--sketch s.png] [--colour c.png] --out out.png \
         [--model models:/editor@champion | --checkpoint artifacts/editor] [--seed 0]
     fashion-edit edit --image in.png --attribute sleeve_length=+0.4 [--attribute hem_length=-0.2] --out out.png
+    fashion-edit edit --image in.png --to trousers --out out.png      # the skirt becomes trousers (or --to skirt)
+    fashion-edit edit --image in.png --mask m.png --samples 4 --out out.png   # out.png, out_1.png ... out_3.png
     fashion-edit compare [--model editor] [--params params.yaml] [--tracking-uri URI]
     python -m fashion_edit.serving.cli edit ...            # the same without the console script
     fashion-edit ui [--port 5000]                  # MLflow UI of the pipeline's runs (`make ui`)
@@ -13,7 +15,11 @@ Mask: white (>= 128) = the region to repaint. Sketch: light lines on dark. Colou
 or on a transparent RGBA canvas. All inputs must have the image's size (``fashion_edit.serving.editor``).
 ``--attribute NAME=STRENGTH`` (repeatable) changes a garment attribute the parser learned (``parser.attributes``:
 sleeve_length, hem_length, width) by that much; it erases its own region, so ``--mask`` becomes optional
-(``fashion_edit.serving.attribute_edit``).
+(``fashion_edit.serving.attribute_edit``). ``--to trousers`` / ``--to skirt`` swaps the photo's lower garment
+(a skirt, or trousers/shorts) to that category, keeping its texture; it also erases its own region
+(``fashion_edit.serving.category_edit``). ``--samples N`` writes N completions of the edit, seeds ``--seed`` ..
+``--seed + N - 1`` (a stochastic model draws each from its priors): ``--out`` and then ``<stem>_1<suffix>`` ...
+``<stem>_<N-1><suffix>`` beside it; without it (N = 1) the one edit is the priors' mean.
 The model is the MLflow registry's ``editor@champion`` by default (tracking URI: ``--tracking-uri``,
 else params ``mlflow.tracking_uri`` / ``$MLFLOW_TRACKING_URI`` / ``sqlite:///mlflow.db`` next to
 ``--params``), or an editor folder written by the ``register`` stage (``--checkpoint artifacts/editor``).
@@ -34,12 +40,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from fashion_edit.config import MlflowParams, load_params
+from fashion_edit.data.categories import SWAP_CATEGORIES
 from fashion_edit.errors import FashionEditError
 from fashion_edit.evaluation.headline import numeric_metrics
 from fashion_edit.layout import EVALUATE_DETAIL, PREPARED
@@ -55,7 +62,6 @@ if TYPE_CHECKING:  # mlflow takes seconds to import: only `compare` loads it
 DEFAULT_MODEL = "models:/editor@champion"
 DEFAULT_SERVE_PORT = 8050
 SUPPORTED_OUTPUTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-EditFunction = Callable[..., np.ndarray]
 COMPARE_HEADER = ("metric", "this run", "champion", "Δ", "z·σ", "verdict")
 
 
@@ -70,7 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     edit.add_argument("--image", type=Path, required=True, help="photo to edit (PNG/JPEG)")
     edit.add_argument("--mask", type=Path, help="hole mask, white = repaint, same size as the image (required "
-                      "unless --attribute is given)")
+                      "unless --attribute or --to is given)")
     edit.add_argument("--sketch", type=Path, help="sketch lines inside the hole (light on dark)")
     edit.add_argument("--colour", "--color", dest="colour", type=Path, help="colour strokes inside the hole")
     edit.add_argument("--out", type=Path, required=True, help="where to write the edited image")
@@ -78,6 +84,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     edit.add_argument("--seed", type=int, default=0, help="seed of the noise inside the hole (default 0)")
     edit.add_argument("--attribute", action="append", default=[], metavar="NAME=STRENGTH",
                       help="change a garment attribute, e.g. sleeve_length=+0.4 (repeatable)")
+    edit.add_argument("--to", dest="to_category", choices=list(SWAP_CATEGORIES), metavar="CATEGORY",
+                      help=f"swap the lower garment to this category ({', '.join(SWAP_CATEGORIES)}), keeping its "
+                           "texture")
+    edit.add_argument("--samples", type=positive_int, default=1, metavar="N",
+                      help="write N completions (seeds --seed .. --seed+N-1): --out, then <stem>_1 ... beside it")
     compare = commands.add_parser("compare", help="this run's headline metrics against the registry's champion",
                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     compare.add_argument("--model", help="registered model whose champion to compare with (default: the "
@@ -195,8 +206,20 @@ def load_editor(model: str | None, checkpoint: Path | None, tracking_uri_arg: st
     return registered_editor(model or DEFAULT_MODEL, tracking_uri(tracking_uri_arg, params))
 
 
-def load_edit_function(args: argparse.Namespace) -> EditFunction:
-    return load_editor(args.model, args.checkpoint, args.tracking_uri, args.params).editor.edit
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return value
+
+
+def sample_paths(out: Path, count: int) -> list[Path]:
+    """Where ``--samples count`` writes: ``out`` itself, then ``<stem>_1<suffix>`` ... beside it."""
+    return [out] + [out.with_name(f"{out.stem}_{k}{out.suffix}") for k in range(1, count)]
 
 
 def write_image(picture: np.ndarray, path: Path) -> None:
@@ -215,15 +238,24 @@ def run_edit(args: argparse.Namespace) -> str:
         if path is not None and not path.is_file():
             raise EditInputError(f"--{name} {path}: file not found")
     attributes = parse_attribute_requests(args.attribute)
-    if args.mask is None and not attributes:
-        raise EditInputError("give --mask (the region to repaint) or at least one --attribute NAME=STRENGTH")
-    edit = load_edit_function(args)
+    if args.mask is None and not attributes and args.to_category is None:
+        raise EditInputError("give --mask (the region to repaint), at least one --attribute NAME=STRENGTH, or "
+                             f"--to CATEGORY ({', '.join(SWAP_CATEGORIES)})")
+    editor = load_editor(args.model, args.checkpoint, args.tracking_uri, args.params).editor
+    pictures = {"image": args.image, "mask": args.mask, "sketch": args.sketch, "colour": args.colour}
     started = time.perf_counter()
-    edited = edit(image=args.image, mask=args.mask, sketch=args.sketch, colour=args.colour, seed=args.seed,
-                  attributes=attributes)
+    if args.samples == 1:
+        edited = [editor.edit(**pictures, seed=args.seed, attributes=attributes, to_category=args.to_category)]
+    else:
+        edited = [result.image for result in editor.samples(**pictures, seed=args.seed, attributes=attributes,
+                                                             to_category=args.to_category, count=args.samples)]
     elapsed_ms = (time.perf_counter() - started) * 1000
-    write_image(edited, args.out)
-    return f"wrote {args.out} ({edited.shape[1]}x{edited.shape[0]}) in {elapsed_ms:.0f} ms"
+    paths = sample_paths(args.out, len(edited))
+    for picture, path in zip(edited, paths):
+        write_image(picture, path)
+    size = f"{edited[0].shape[1]}x{edited[0].shape[0]}"
+    written = str(args.out) if len(paths) == 1 else f"{len(paths)} files {paths[0]} ... {paths[-1].name}"
+    return f"wrote {written} ({size}) in {elapsed_ms:.0f} ms"
 
 
 # ----------------------------------------------------------------------------- compare

@@ -10,6 +10,10 @@ and the evaluation's two-stage pass:
    sketch, colour strokes and noise; the inpainter renders the hole following the completed parsing;
 4. the rendered region is scaled back to the input size and composited into the input: pixels
    outside the hole are the input's, bit for bit.
+An attribute edit (``attributes``) or a category swap (``to_category``: ``trousers`` / ``skirt``) adds its own
+region to the hole, found on the segmenter's parsing, and its own strokes (``fashion_edit.serving.attribute_edit``,
+``fashion_edit.serving.category_edit``), so it needs no mask. :meth:`Editor.samples` gives several completions of
+one edit (one seed each; a stochastic model draws from its priors, :meth:`Editor.edit` takes their mean).
 
 Input conventions (arrays are RGB; files are read with OpenCV, any format it reads). Each input is a
 numpy array, nested lists of the same values (what a JSON request decodes to), an image file path, or
@@ -48,6 +52,7 @@ from fashion_edit.networks import (Batch, build_inpainter, build_parser, build_s
                                    segment)
 from fashion_edit.serving.attribute_edit import (Strengths, attribute_hole, attribute_targets, check_strengths,
                                                  edit_conditions)
+from fashion_edit.serving.category_edit import check_category, swap_conditions
 from fashion_edit.visualize import image_to_uint8
 from fashion_edit.weights import architecture_of, load_network, save_network
 
@@ -262,14 +267,20 @@ class TwoStageOutput:
 
 
 @torch.no_grad()
-def two_stage(networks: EditorNetworks, batch: Batch, attribute_target: torch.Tensor | None = None) -> TwoStageOutput:
-    """Parser then inpainter on a batch in the dataset's format (``batch["parsing"]`` = the known parsing);
-    ``attribute_target`` (B, k): the attributes the parser's completion should have (attribute edits)."""
-    x = parser_input(batch)
-    logits = networks.parser(x) if attribute_target is None else networks.parser(x, attribute_target=attribute_target)
+def two_stage(networks: EditorNetworks, batch: Batch, attribute_target: torch.Tensor | None = None,
+              sample_seed: int | None = None) -> TwoStageOutput:
+    """Parser then inpainter on a batch in the dataset's format (``batch["parsing"]`` = the known parsing, and
+    ``batch["label_strokes"]`` if any); ``attribute_target`` (B, k): the attributes the parser's completion should
+    have (attribute edits); ``sample_seed``: one draw from a stochastic model's priors (None: their means, the
+    deterministic completion; a deterministic network ignores it)."""
+    options: dict[str, Any] = {} if attribute_target is None else {"attribute_target": attribute_target}
+    if sample_seed is not None and networks.parser_net.latent_dim:
+        options["sample_seed"] = sample_seed
+    logits = networks.parser(parser_input(batch, networks.parser_net.label_strokes), **options)
     predicted = logits.argmax(dim=1)
     completed = torch.where(batch["mask"][:, 0] > 0, predicted, batch["parsing"])
-    _, composited = run_inpainter(networks.inpainter, batch, completed)
+    _, composited = run_inpainter(networks.inpainter, batch, completed,
+                                  sample_seed if networks.inpainter_net.latent_dim else None)
     return TwoStageOutput(predicted, completed, composited.clamp(-1, 1))
 
 
@@ -297,29 +308,71 @@ class Editor:
         self.networks, self.size = networks, (int(size[0]), int(size[1]))
 
     def edit(self, image: PictureSource, mask: PictureSource | None = None, sketch: PictureSource | None = None,
-             colour: PictureSource | None = None, seed: int = 0, attributes: Strengths | None = None) -> np.ndarray:
+             colour: PictureSource | None = None, seed: int = 0, attributes: Strengths | None = None,
+             to_category: str | None = None) -> np.ndarray:
         """The edited image (H, W, 3) uint8 RGB; ``seed`` fixes the noise inside the hole; ``attributes``:
-        strengths of attribute edits (``fashion_edit.serving.attribute_edit``), which need no mask."""
-        strengths = check_strengths(self.networks.parser_net, attributes or {})
-        return self.run(EditInputs.read(image, mask, sketch, colour, allow_empty_hole=bool(attributes)), seed,
-                        strengths).image
+        strengths of attribute edits (``fashion_edit.serving.attribute_edit``); ``to_category``: swap the lower
+        garment to ``trousers`` or ``skirt`` (``fashion_edit.serving.category_edit``). Both need no mask."""
+        inputs, strengths, category = self.checked(image, mask, sketch, colour, attributes, to_category)
+        return self.run(inputs, seed, strengths, category).image
 
-    def run(self, inputs: EditInputs, seed: int = 0, attributes: Strengths | None = None) -> EditResult:
-        """The edit of checked inputs; ``attributes``: non-zero strengths already checked by :func:`check_strengths`."""
+    def samples(self, image: PictureSource, mask: PictureSource | None = None, sketch: PictureSource | None = None,
+                colour: PictureSource | None = None, seed: int = 0, attributes: Strengths | None = None,
+                to_category: str | None = None, count: int = 1) -> list[EditResult]:
+        """``count`` completions of one edit (:meth:`run_samples`); :meth:`edit` gives the priors' mean instead."""
+        inputs, strengths, category = self.checked(image, mask, sketch, colour, attributes, to_category)
+        return self.run_samples(inputs, count, seed, strengths, category)
+
+    def run_samples(self, inputs: EditInputs, count: int, seed: int = 0, attributes: Strengths | None = None,
+                    to_category: str | None = None) -> list[EditResult]:
+        """``count`` completions of checked inputs: seeds ``seed`` .. ``seed + count - 1``, each the noise seed
+        and the seed of one draw from a stochastic model's priors (a deterministic model differs by the noise)."""
+        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+            raise EditInputError(f"samples: {count!r} is not a positive whole number of completions")
+        return [self.run(inputs, seed + k, attributes, to_category, sample_seed=seed + k) for k in range(int(count))]
+
+    def checked(self, image: PictureSource, mask: PictureSource | None = None, sketch: PictureSource | None = None,
+                colour: PictureSource | None = None, attributes: Strengths | None = None,
+                to_category: str | None = None) -> tuple[EditInputs, dict[str, float], str | None]:
+        """(inputs, non-zero strengths, canonical category or None) checked against this editor; an attribute
+        edit or a swap erases its own region, so the mask may then be empty or None."""
+        strengths = check_strengths(self.networks.parser_net, attributes or {})
+        category = check_category(self.networks.parser_net, to_category)
+        own_hole = bool(attributes) or category is not None
+        return EditInputs.read(image, mask, sketch, colour, allow_empty_hole=own_hole), strengths, category
+
+    def run(self, inputs: EditInputs, seed: int = 0, attributes: Strengths | None = None,
+            to_category: str | None = None, sample_seed: int | None = None) -> EditResult:
+        """The edit of checked inputs; ``attributes``: non-zero strengths already checked by :func:`check_strengths`;
+        ``to_category``: checked by ``check_category``; ``sample_seed``: a draw from a stochastic model's priors
+        (None: their mean)."""
         batch, box = self.model_batch(inputs, seed)
         hole = inputs.hole
         with torch.inference_mode():
             batch["parsing"] = segment(self.networks.segmenter, batch["image"])
+            if to_category is not None:
+                self._add_category_swap(batch, to_category, seed)
             target = self._add_attribute_edit(batch, attributes, seed) if attributes else None
             if not batch["mask"].any():
                 return EditResult(inputs.image.copy(), batch["parsing"][0].numpy().astype(np.uint8), hole)
             batch["known_fg"] = known_foreground(batch)
-            out = two_stage(self.networks, batch, target)
-        if attributes:  # the attribute regions, back at the input's size
+            out = two_stage(self.networks, batch, target, sample_seed=sample_seed)
+        if attributes or to_category is not None:  # the regions the edits erased, back at the input's size
             hole = hole | (box.unfit(batch["mask"][0, 0].numpy()) > 0.5)
         rendered = image_to_uint8(out.image[0])
         edited = np.where(hole[..., None], box.unfit(rendered), inputs.image)
         return EditResult(edited, out.completed[0].numpy().astype(np.uint8), hole)
+
+    def _add_category_swap(self, batch: Batch, to_category: str, seed: int) -> None:
+        """Widen the batch's hole by the swap region and add its label and texture strokes (the user's own colour
+        strokes win where they are)."""
+        parsing = batch["parsing"][0].numpy().astype(np.uint8)
+        conditions = swap_conditions(image_to_uint8(batch["image"][0]), parsing, to_category, seed,
+                                     hole=batch["mask"][0, 0].numpy() > 0.5)
+        drawn = batch["colour"].abs().sum(1, keepdim=True) > 0
+        batch["colour"] = torch.where(drawn, batch["colour"], conditions["colour"])
+        batch["mask"], batch["noise"] = conditions["mask"], conditions["noise"]
+        batch["label_strokes"] = conditions["label_strokes"]
 
     def _add_attribute_edit(self, batch: Batch, strengths: Strengths, seed: int) -> torch.Tensor:
         """Widen the batch's hole by the attribute regions, add texture strokes from the erased garments,

@@ -4,13 +4,20 @@
     model = load_registered_model("models:/editor@champion", tracking_uri)   # or mlflow.pyfunc.load_model
     [edit] = model.predict({"image": base64_png, "mask": base64_mask}, params={"seed": 3})
     [edit] = model.predict([{"image": base64_png, "attributes": {"sleeve_length": 0.4}}])  # no mask needed
+    [edit] = model.predict([{"image": base64_png, "to_category": "trousers"}])  # the skirt becomes trousers
+    [edit] = model.predict([{"image": base64_png, "mask": base64_mask, "samples": 3}])  # edit["samples"]: 3 images
     edit["image"]    # the edited photo as base64 PNG text; edit["notice"]: None, or why it was downscaled
     edits = model.predict(pandas.DataFrame({"image": [...], "mask": [...]}), params={"output": "array"})
 
-Input: one edit as a mapping with ``image`` and ``mask`` and optionally ``sketch``, ``colour`` and
-``attributes``, or a list of such mappings / a DataFrame with those columns (missing optional cells: None
-or NaN). ``attributes`` maps garment attributes the model learned to strengths, e.g. ``{"sleeve_length":
-0.4, "hem_length": -0.2}``, or that object as JSON text. An object needs one mapping per edit in a list
+Input: one edit as a mapping with ``image`` and ``mask`` and optionally ``sketch``, ``colour``,
+``attributes``, ``to_category`` and ``samples``, or a list of such mappings / a DataFrame with those columns
+(missing optional cells: None or NaN). ``to_category`` (text: ``trousers`` or ``skirt``; empty = none) swaps the
+photo's lower garment to that category, keeping its texture (:mod:`fashion_edit.serving.category_edit`); like an
+attribute edit it erases its own region, so ``mask`` may be omitted. ``samples`` (a whole number, 1 to
+:data:`MAX_SAMPLES`, default 1) asks for that many completions of the edit, seeds ``seed`` .. ``seed + samples -
+1`` (a stochastic model draws each from its priors; with 1, the edit is the priors' mean). ``attributes`` maps
+garment attributes the model learned to strengths, e.g. ``{"sleeve_length": 0.4, "hem_length": -0.2}``, or that
+object as JSON text. An object needs one mapping per edit in a list
 (or a DataFrame cell; ``dataframe_records`` over REST); a single edit given as a mapping (an ``inputs``
 object over REST) takes the JSON text, since MLflow spreads an object there over rows. The edit erases
 its own region, so ``mask`` may then be omitted or empty. The names and the strength range are the
@@ -23,12 +30,14 @@ any other text is refused with the same message whether or not such a file exist
 received over the network" below, which also caps a huge photo's size).
 Output: one ``{"image": ..., "notice": ...}`` per edit, ``image`` a base64 PNG (param
 ``output=png``, the default: ~1/10 of the JSON of an array) or nested lists of RGB values
-(``output=array``). Param ``seed`` (default 0) fixes the noise inside the hole. A JSON request to
+(``output=array``); with ``samples`` > 1 also ``"samples": [...]``, every completion in that format (``image``
+is the first). Param ``seed`` (default 0) fixes the noise inside the hole. A JSON request to
 ``mlflow models serve``: ``{"inputs": {"image": "<base64 PNG>", "mask": "<base64 PNG>"},
 "params": {"seed": 3}}`` (README.md has a curl example; an attribute edit: ``{"dataframe_records":
 [{"image": ..., "attributes": {"sleeve_length": 0.4}}]}`` or ``{"inputs": {"image": ..., "attributes":
-"{\\"sleeve_length\\": 0.4}"}}``), answered ``{"predictions": [{"image": "<base64 PNG>", "notice": null}]}``;
-a bad input is HTTP 400 with the reason as ``message``.
+"{\\"sleeve_length\\": 0.4}"}}``; a swap: ``{"inputs": {"image": ..., "to_category": "trousers"}}``),
+answered ``{"predictions": [{"image": "<base64 PNG>", "notice": null}]}``; a bad
+input is HTTP 400 with the reason as ``message``.
 The signature names the input columns, so the registry shows them.
 
 The model folder holds the editor bundle (weights + architectures) as the artifact ``editor`` and
@@ -37,7 +46,7 @@ requirements are installed.
 
 ``parser`` and ``inpainter`` are saved in MLflow's ``pt2`` format (``torch.export``: no pickled code),
 batch size dynamic, spatial size fixed to the training resolution, each with one float32 input:
-- parser: (B, 26, H, W) = ``fashion_edit.networks.parser_input`` -> logits (B, 20, H, W);
+- parser: (B, 26 or 46 with label strokes, H, W) = ``fashion_edit.networks.parser_input`` -> logits (B, 20, H, W);
 - inpainter: (B, 30, H, W) = [incomplete image (3), known foreground M' (1), hole M (1), parsing
   one-hot (20), conditioning E = noise, colour, sketch (5)] -> generated image (B, 3, H, W) in [-1, 1],
   not composited (compose with G * M + I * (1 - M)).
@@ -68,13 +77,16 @@ from PIL import Image
 
 from fashion_edit.errors import FashionEditError
 from fashion_edit.networks import Batch, incomplete_image, inpainter_condition, onehot, parser_input
+from fashion_edit.data.categories import SWAP_CATEGORIES, CategorySwapError
 from fashion_edit.serving.attribute_edit import AttributeEditError, check_strengths
+from fashion_edit.serving.category_edit import check_category
 from fashion_edit.serving.editor import (EditInputError, EditInputs, EditResult, Editor, EditorNetworks,
                                          known_foreground)
 
 EDITOR_ARTIFACT = "editor"
 REQUIRED_KEYS = ("image", "mask")  # mask: unless attributes are given
-OPTIONAL_KEYS = ("sketch", "colour", "attributes")
+OPTIONAL_KEYS = ("sketch", "colour", "attributes", "to_category", "samples")
+MAX_SAMPLES = 16  # completions per edit a request may ask for (each is a full pass of the networks)
 PICTURE_KEYS = ("image", "mask", "sketch", "colour")
 OUTPUT_FORMATS = ("png", "array")
 # distributions the editor imports at load/predict time (pinned to the versions installed here)
@@ -216,16 +228,19 @@ def _unwrapped(value: Any) -> Any:
 
 
 def edit_request(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Check one request's keys; optional inputs that are None/NaN become None and ``attributes`` a dict
-    (:func:`request_attributes`). ``mask`` may be absent when attributes are asked for: the edit erases its own
-    region."""
+    """Check one request's keys; optional inputs that are None/NaN become None, ``attributes`` a dict
+    (:func:`request_attributes`), ``to_category`` a name or None and ``samples`` a count (default 1). ``mask`` may
+    be absent when attributes or a category are asked for: the edit erases its own region."""
     unknown = set(row) - set(REQUIRED_KEYS) - set(OPTIONAL_KEYS)
     if unknown:
         raise EditInputError(f"unknown input(s) {sorted(unknown)}; an edit takes {REQUIRED_KEYS + OPTIONAL_KEYS}")
     values = {key: _unwrapped(row.get(key)) for key in REQUIRED_KEYS + OPTIONAL_KEYS}
     values = {key: None if _missing(value) else value for key, value in values.items()}
     values["attributes"] = request_attributes(values["attributes"])
-    absent = [key for key in REQUIRED_KEYS if values[key] is None and not (key == "mask" and values["attributes"])]
+    values["to_category"] = request_category(values["to_category"])
+    values["samples"] = request_samples(values["samples"])
+    own_hole = bool(values["attributes"]) or values["to_category"] is not None
+    absent = [key for key in REQUIRED_KEYS if values[key] is None and not (key == "mask" and own_hole)]
     if absent:
         raise EditInputError(f"an edit needs {list(REQUIRED_KEYS)}; missing {absent}")
     return values
@@ -255,23 +270,58 @@ def request_attributes(value: Any) -> dict[str, float]:
     return strengths
 
 
-def edit_inputs(editor: Editor, pictures: Mapping[str, Any],
-                strengths: Mapping[str, float]) -> tuple[EditInputs, dict[str, float]]:
-    """The checked inputs of decoded ``pictures`` (keys of :data:`PICTURE_KEYS`) and the non-zero attribute
-    ``strengths`` this editor can apply. Asking for attributes at all (zeros included) makes the mask optional."""
+def request_category(value: Any) -> str | None:
+    """The ``to_category`` input: a category name, or None for no swap (None or empty text)."""
+    value = value.item() if isinstance(value, np.generic) else value  # a DataFrame's cells are numpy scalars
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise EditInputError(f"to_category: got {type(value).__name__}; send a category name "
+                             f"({', '.join(SWAP_CATEGORIES)})")
+    return value.strip().lower()
+
+
+def request_samples(value: Any) -> int:
+    """The ``samples`` input as a count from 1 to :data:`MAX_SAMPLES` (None -> 1; a DataFrame's 3.0 is 3)."""
+    value = value.item() if isinstance(value, np.generic) else value  # a DataFrame's cells are numpy scalars
+    if value is None:
+        return 1
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_SAMPLES:
+        raise EditInputError(f"samples: {value!r} is not a whole number of completions from 1 to {MAX_SAMPLES}")
+    return int(value)
+
+
+def edit_inputs(editor: Editor, pictures: Mapping[str, Any], strengths: Mapping[str, float],
+                to_category: str | None = None) -> tuple[EditInputs, dict[str, float], str | None]:
+    """The checked inputs of decoded ``pictures`` (keys of :data:`PICTURE_KEYS`), the non-zero attribute
+    ``strengths`` and the swap category this editor can apply. Asking for attributes at all (zeros included) or
+    for a category makes the mask optional."""
     try:
         nonzero = check_strengths(editor.networks.parser_net, strengths)
     except AttributeEditError as exc:  # a bad input naming the field, as the page and REST report it
         raise EditInputError(f"attributes: {exc}") from None
-    return EditInputs.read(**pictures, allow_empty_hole=bool(strengths)), nonzero
-
-
-def run_edit(editor: Editor, inputs: EditInputs, strengths: Mapping[str, float], seed: int) -> EditResult:
-    """``editor.run``, with an attribute edit this photo cannot take as a bad input naming the field."""
     try:
-        return editor.run(inputs, seed, strengths)
+        category = check_category(editor.networks.parser_net, to_category)
+    except CategorySwapError as exc:
+        raise EditInputError(f"to_category: {exc}") from None
+    own_hole = bool(strengths) or category is not None
+    return EditInputs.read(**pictures, allow_empty_hole=own_hole), nonzero, category
+
+
+def run_edit(editor: Editor, inputs: EditInputs, strengths: Mapping[str, float], seed: int,
+             to_category: str | None = None, samples: int = 1) -> list[EditResult]:
+    """``samples`` completions (``editor.run``, or ``editor.run_samples`` for more than one), with an attribute edit
+    or a swap this photo cannot take as a bad input naming the field."""
+    try:
+        if samples == 1:
+            return [editor.run(inputs, seed, strengths, to_category)]
+        return editor.run_samples(inputs, samples, seed, strengths, to_category)
     except EditInputError:
         raise
+    except CategorySwapError as exc:  # no garment to swap, or already the category asked for
+        raise EditInputError(f"to_category: {exc}") from None
     except FashionEditError as exc:  # the photo has no garment an attribute measures, or no figure at all
         raise EditInputError(f"attributes: {exc}") from None
 
@@ -295,8 +345,8 @@ class EditRequestError(EditInputError, MlflowException):
 
 
 class EditorModel(mlflow.pyfunc.PythonModel):
-    """pyfunc: image + mask (+ sketch, colour strokes, attribute strengths) -> edited image; see the module
-    docstring."""
+    """pyfunc: image + mask (+ sketch, colour strokes, attribute strengths, a category to swap to, a number of
+    samples) -> edited image(s); see the module docstring."""
 
     # No type hints on predict, on purpose: MLflow would convert the inputs (base64 text or arrays of any size,
     # optional keys) itself. This is MLflow's switch for that (without it every import warns that predict has no
@@ -328,9 +378,13 @@ class EditorModel(mlflow.pyfunc.PythonModel):
         request = edit_request(row)
         pictures = {key: None if request[key] is None else request_picture(request[key], key) for key in PICTURE_KEYS}
         pictures, notice = downscaled(pictures)
-        inputs, strengths = edit_inputs(self.editor, pictures, request["attributes"])
-        edited = run_edit(self.editor, inputs, strengths, seed).image
-        return {"image": png_base64(edited) if output == "png" else edited.tolist(), "notice": notice}
+        inputs, strengths, category = edit_inputs(self.editor, pictures, request["attributes"], request["to_category"])
+        results = run_edit(self.editor, inputs, strengths, seed, category, request["samples"])
+        encoded = [png_base64(r.image) if output == "png" else r.image.tolist() for r in results]
+        answer = {"image": encoded[0], "notice": notice}
+        if request["samples"] > 1:  # only then: the answer to a request of before issue 14 keeps its two keys
+            answer["samples"] = encoded
+        return answer
 
 
 def output_format(value: Any) -> str:
@@ -343,12 +397,13 @@ def output_format(value: Any) -> str:
 
 def editor_signature() -> ModelSignature:
     """Named input columns (base64 PNG/JPEG text or arrays, sketch and colour optional; attributes an object or
-    its JSON text), the edit and its notice as output, and the ``seed`` and ``output`` params: what the registry
-    shows for the model."""
+    its JSON text; to_category text; samples a count), the edit, its notice and any further samples as output,
+    and the ``seed`` and ``output`` params: what the registry shows for the model."""
     # every column optional for MLflow: its own check of a missing column answers with the whole request echoed
     # (megabytes of base64); :func:`edit_request` names the missing key instead
     inputs = Schema([ColSpec(AnyType(), key, required=False) for key in REQUIRED_KEYS + OPTIONAL_KEYS])
-    outputs = Schema([ColSpec(AnyType(), "image"), ColSpec(DataType.string, "notice", required=False)])
+    outputs = Schema([ColSpec(AnyType(), "image"), ColSpec(DataType.string, "notice", required=False),
+                      ColSpec(AnyType(), "samples", required=False)])
     return ModelSignature(inputs=inputs, outputs=outputs,
                           params=ParamSchema([ParamSpec("seed", "long", 0), ParamSpec("output", "string", "png")]))
 
@@ -432,7 +487,8 @@ def save_network_models(networks: EditorNetworks, size: tuple[int, int], folder:
     """Save parser and inpainter as pytorch-flavour model folders (pt2, input examples, pinned requirements)."""
     batch = example_batch(size)
     requirements = pinned_requirements(PYTORCH_DISTRIBUTIONS)
-    mlflow.pytorch.save_model(networks.parser, folder / "parser", input_example=parser_input(batch).numpy(),
+    mlflow.pytorch.save_model(networks.parser, folder / "parser",
+                              input_example=parser_input(batch, networks.parser_net.label_strokes).numpy(),
                               pip_requirements=requirements)
     mlflow.pytorch.save_model(PackedInpainter(networks.inpainter).eval(), folder / "inpainter",
                               input_example=PackedInpainter.pack(batch, batch["parsing"]).numpy(),

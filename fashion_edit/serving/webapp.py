@@ -6,12 +6,13 @@ same files ``fashion-edit edit`` reads, which the page offers for download so an
 from the command line. This module is the JSON API behind it (FastAPI, served by uvicorn on 127.0.0.1):
 
     GET  /api/status          the model served (name, version, alias, metrics, the attributes it edits and
-                              their strength range) or why none is loaded
+                              their strength range, the garment categories it swaps to) or why none is loaded
     POST /api/reload          try loading the model again (after `make run`, or a tracking server restart)
     GET  /api/examples        the prepared test split's photos ({"examples": [...], "note": ...})
     GET  /api/examples/{i}    one of them as PNG
-    POST /api/edit            {image, mask, sketch?, colour?, attributes?, seed} -> {image, parsing, hole,
-                              notice, ...}; attributes: {name: strength}, with which the mask may be omitted
+    POST /api/edit            {image, mask, sketch?, colour?, attributes?, to_category?, seed} -> {image, parsing,
+                              hole, notice, ...}; attributes: {name: strength}; to_category: "trousers" or
+                              "skirt" (swap the lower garment); with either the mask may be omitted
 
 A bad request is HTTP 400 with ``{"error": ...}``; no model is HTTP 503 saying how to get one; the
 server keeps serving either way. Pictures are decoded by :mod:`fashion_edit.serving.pyfunc` (bytes
@@ -39,8 +40,9 @@ from fashion_edit.data.letterbox import Letterbox
 from fashion_edit.data.store import StoreError, open_split
 from fashion_edit.errors import FashionEditError
 from fashion_edit.serving.editor import EditInputError, EditInputs, EditResult
-from fashion_edit.serving.pyfunc import (MAX_SIDE, PICTURE_KEYS, downscaled, edit_inputs, png_bytes, request_picture,
-                                         run_edit)
+from fashion_edit.serving.category_edit import known_categories
+from fashion_edit.serving.pyfunc import (MAX_SIDE, PICTURE_KEYS, downscaled, edit_inputs, png_bytes, request_category,
+                                         request_picture, run_edit)
 from fashion_edit.visualize import colourise_parsing
 
 STATIC = files("fashion_edit.serving") / "static"
@@ -52,14 +54,16 @@ NO_MODEL_HELP = ("Get a model with `make run` (trains and registers editor@champ
 
 
 class EditBody(BaseModel):
-    """One edit as the page sends it: PNG/JPEG data URIs (or base64 text) and attribute strengths (the page
-    sends the non-zero ones; the mask may be empty or absent when there are some)."""
+    """One edit as the page sends it: PNG/JPEG data URIs (or base64 text), attribute strengths (the page sends the
+    non-zero ones) and a category to swap the lower garment to (absent: keep it); with either the mask may be empty
+    or absent."""
 
     image: str
     mask: str | None = None
     sketch: str | None = None
     colour: str | None = None
     attributes: dict[str, StrictFloat] = {}  # strict: `true` or "0.3" is no strength
+    to_category: str | None = None
     seed: int = 0
 
 
@@ -110,25 +114,28 @@ class EditorService:
         return {"ready": True, "description": model.describe(), "name": model.name, "version": model.version,
                 "alias": model.alias, "metrics": model.metrics, "source": model.source,
                 "replay": replay_flag(model), "size": list(model.editor.size), "max_side": MAX_SIDE,
-                "attributes": list(parser_net.attributes), "max_strength": parser_net.max_strength}
+                "attributes": list(parser_net.attributes), "max_strength": parser_net.max_strength,
+                "categories": known_categories(parser_net)}
 
     def edit(self, body: EditBody) -> dict[str, Any]:
         """The edit of one request: result, parsing and hole as PNG data URIs, any downscale notice, timing."""
         if self.loaded is None:
             raise ModelUnavailable(self.error or NO_MODEL_HELP)
-        if body.mask is None and not body.attributes:
-            raise EditInputError("an edit needs a mask (the region to repaint) or attribute strengths")
+        if body.mask is None and not body.attributes and not body.to_category:
+            raise EditInputError("an edit needs a mask (the region to repaint), attribute strengths or a category "
+                                 "to swap the lower garment to")
         pictures = {name: request_picture(value, name) if value is not None else None
                     for name, value in body.model_dump(include=set(PICTURE_KEYS)).items()}
         pictures, notice = downscaled(pictures)
-        inputs, strengths = edit_inputs(self.loaded.editor, pictures, body.attributes)
+        inputs, strengths, category = edit_inputs(self.loaded.editor, pictures, body.attributes,
+                                                  request_category(body.to_category))
         with self._lock:
             started = time.perf_counter()
-            result = run_edit(self.loaded.editor, inputs, strengths, body.seed)
+            [result] = run_edit(self.loaded.editor, inputs, strengths, body.seed, category)
             elapsed_ms = (time.perf_counter() - started) * 1000
         return {"image": data_uri(png_bytes(result.image)),
                 "parsing": data_uri(png_bytes(parsing_at_input_size(result, inputs, self.loaded.editor.size))),
-                # what was repainted: the painted hole plus the regions the attribute edits erased
+                # what was repainted: the painted hole plus the regions the attribute edits and the swap erased
                 "hole": data_uri(png_bytes(hole_picture(result.hole))), "notice": notice, "seed": body.seed,
                 "networks_ms": round(elapsed_ms, 1), "width": inputs.image.shape[1], "height": inputs.image.shape[0]}
 
@@ -180,8 +187,8 @@ def create_app(service: EditorService, examples: Examples) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def bad_body(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'][1:])) or 'body'}: {e['msg']}" for e in exc.errors())
-        return error(400, f"bad edit request ({problems}): send JSON with image and mask as PNG data URIs "
-                          "and attributes as {name: strength}")
+        return error(400, f"bad edit request ({problems}): send JSON with image and mask as PNG data URIs, "
+                          "attributes as {name: strength} and to_category as a name")
 
     @app.exception_handler(EditInputError)
     async def bad_input(request: Request, exc: EditInputError) -> JSONResponse:

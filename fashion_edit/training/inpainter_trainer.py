@@ -13,8 +13,11 @@ import torch
 
 from fashion_edit.config import Params
 from fashion_edit.networks import (build_inpainter, build_inpainter_criterion, build_inpainter_discriminator,
-                                   incomplete_image, inpainter_discriminator_input, run_inpainter)
+                                   incomplete_image, inpainter_discriminator_input, inpainter_inputs,
+                                   run_inpainter)
 from fashion_edit.training.parser_trainer import split_outputs
+from models.inpainter import compose
+from models.losses import kl_term
 from fashion_edit.training.runner import TrainerSpec
 from fashion_edit.visualize import (colourise_parsing, condition_picture, hole_overlay, image_to_uint8, make_grid,
                                     mask_to_uint8)
@@ -31,8 +34,12 @@ class InpainterTask:
         self.criterion = build_inpainter_criterion(params).to(next(discriminator.parameters()).device)
 
     def generate(self, batch: Batch) -> dict[str, torch.Tensor]:
-        generated, composited = run_inpainter(self.generator, batch, batch["parsing"])
-        return {"generated": generated, "composited": composited}
+        if not self.params.inpainter.latent_dim:
+            generated, composited = run_inpainter(self.generator, batch, batch["parsing"])
+            return {"generated": generated, "composited": composited}
+        # a stochastic inpainter's z comes from the posterior over the true image (seed 001), with its KL term
+        generated, kl = self.generator(*inpainter_inputs(batch, batch["parsing"]), truth=batch["image"])
+        return {"generated": generated, "composited": compose(generated, batch["image"], batch["mask"]), "kl": kl}
 
     def _d_pair(self, d: torch.nn.Module, batch: Batch, fake: torch.Tensor):
         # one D call on real and fake together: DDP expects one forward per backward
@@ -51,8 +58,9 @@ class InpainterTask:
         if self.params.inpainter_loss.gan > 0:
             d_fake = self.discriminator(inpainter_discriminator_input(
                 self.params, batch, generated["composited"], batch["parsing"]))
-        return self.criterion.generator_losses(generated["generated"], generated["composited"], batch["image"],
-                                               batch["mask"], batch["known_fg"], batch["parsing"], d_fake)
+        terms = self.criterion.generator_losses(generated["generated"], generated["composited"], batch["image"],
+                                                batch["mask"], batch["known_fg"], batch["parsing"], d_fake)
+        return terms | kl_term(self.criterion.weights, generated.get("kl"))
 
     def sample_grid(self, batch: Batch, generated: dict[str, torch.Tensor]) -> np.ndarray:
         """Rows: input (hole tinted) | mask | sketch + colour | parsing guidance | output | ground truth."""

@@ -22,6 +22,7 @@ from fashion_edit.networks import (build_parser, build_parser_criterion, build_p
 from fashion_edit.training.attribute_loss import counterfactual_loss, counterfactual_targets
 from fashion_edit.training.runner import TrainerSpec
 from fashion_edit.visualize import colourise_parsing, condition_picture, hole_overlay, make_grid, mask_to_uint8
+from models.losses import kl_term
 
 Batch = dict[str, torch.Tensor]
 # params sections the stage reads (dvc.yaml lists the same; also the params-hash tag)
@@ -48,11 +49,14 @@ class ParserTask:
         self.attribute_columns = attribute_columns(params)
         self.trained_attributes, self.max_strength = list(params.parser.attributes), params.parser.max_strength
         self.counterfactual_weight = params.parser_loss.counterfactual
+        self.label_strokes, self.stochastic = params.parser.label_strokes, params.parser.latent_dim > 0
 
     def generate(self, batch: Batch) -> dict[str, torch.Tensor]:
-        x = parser_input(batch)
+        x = parser_input(batch, self.label_strokes)
+        # a stochastic parser's z comes from the posterior over the true parsing (seed 001), with its KL term
+        truth = onehot(batch["parsing"]) if self.stochastic else None
         if not self.attribute_columns:
-            return {"input": x, "logits": self.generator(x)}
+            return {"input": x, **self._forward(x, truth)}
         # teacher forcing: the hole's code carries the true attributes, so the decoder learns to draw them
         target = batch["attributes"][:, self.attribute_columns]
         parser = getattr(self.generator, "module", self.generator)  # DDP wraps the parser
@@ -61,15 +65,28 @@ class ParserTask:
         asked = column >= 0  # holes that are a soft-measurable attribute's region
         if self.counterfactual_weight > 0 and asked.any():
             # one forward for the truth and the counterfactual requests together (DDP: one forward per backward)
-            both, code = self.generator(torch.cat([x, x[asked]]), attribute_target=torch.cat([target, changed[asked]]),
-                                        return_attribute_code=True)
-            logits, counterfactual = both[:x.shape[0]], both[x.shape[0]:]
-            generated |= {"counterfactual_logits": counterfactual, "counterfactual_asked": asked,
+            both = self._forward(torch.cat([x, x[asked]]), None if truth is None else torch.cat([truth, truth[asked]]),
+                                 attribute_target=torch.cat([target, changed[asked]]))
+            generated |= {"counterfactual_logits": both["logits"][x.shape[0]:], "counterfactual_asked": asked,
                           "counterfactual_column": column[asked], "counterfactual_change": change[asked]}
-            code = code[:x.shape[0]]
-        else:
-            logits, code = self.generator(x, attribute_target=target, return_attribute_code=True)
-        return generated | {"logits": logits, "attribute_code": code}
+            return generated | both | {"logits": both["logits"][:x.shape[0]],
+                                       "attribute_code": both["attribute_code"][:x.shape[0]]}
+        return generated | self._forward(x, truth, attribute_target=target)
+
+    def _forward(self, x: torch.Tensor, truth: torch.Tensor | None,
+                 attribute_target: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The generator's logits, and with them the attribute code (given a target) and the KL (given the truth)."""
+        options: dict[str, Any] = {}
+        if attribute_target is not None:
+            options |= {"attribute_target": attribute_target, "return_attribute_code": True}
+        if truth is not None:
+            options["truth"] = truth
+        out = self.generator(x, **options)
+        if not options:
+            return {"logits": out}
+        names = ["logits"] + (["attribute_code"] if attribute_target is not None else []) + \
+            (["kl"] if truth is not None else [])
+        return dict(zip(names, out))
 
     def _d_pair(self, d: torch.nn.Module, batch: Batch, x: torch.Tensor, fake_probs: torch.Tensor) -> Any:
         # one D call on real and fake together: DDP expects one forward per backward
@@ -91,7 +108,7 @@ class ParserTask:
                                                      generated["directions"])
         if self.counterfactual_weight > 0 and "attribute_code" in generated:
             terms["counterfactual"] = self.counterfactual_weight * self._counterfactual_term(batch, generated)
-        return terms
+        return terms | kl_term(self.criterion.weights, generated.get("kl"))
 
     def _counterfactual_term(self, batch: Batch, generated: dict[str, torch.Tensor]) -> torch.Tensor:
         """Measured change of the counterfactual completion against the requested change (0 without one: the loss
@@ -136,9 +153,13 @@ def _build(params: Params, device: torch.device) -> tuple[torch.nn.Module, torch
 
 
 def _dataset_options(params: Params) -> dict[str, Any]:
-    if not params.parser.attributes:
-        return {}
-    return {"with_attributes": True, "attribute_holes": params.train_parser.attribute_hole_prob}
+    options: dict[str, Any] = {}
+    if params.parser.attributes:
+        options |= {"with_attributes": True, "attribute_holes": params.train_parser.attribute_hole_prob}
+    if params.parser.label_strokes:
+        options |= {"label_strokes": params.train_parser.label_stroke_prob,
+                    "category_holes": params.train_parser.category_hole_prob}
+    return options
 
 
 PARSER_SPEC = TrainerSpec(name="parser", sections=SECTIONS, train=lambda p: p.train_parser, build=_build,

@@ -1,4 +1,5 @@
-// fashion-edit page: paint a hole, sketch lines and colour strokes over a photo; the server edits it.
+// fashion-edit page: paint a hole, sketch lines and colour strokes over a photo, move attribute sliders or pick a
+// garment category to swap to; the server edits it.
 // Layers are kept at the photo's own size, so the PNGs sent (and offered for download) are exactly the
 // files `fashion-edit edit` takes: mask and sketch white on black, colour strokes on transparent RGBA.
 "use strict";
@@ -50,6 +51,7 @@ async function loadStatus(url, options) {
   state.status = status;
   $("retry").hidden = status.ready;
   buildSliders(status);
+  buildCategories(status);
   const model = $("model");
   model.textContent = "";
   if (!status.ready) {
@@ -105,14 +107,35 @@ function attributeStrengths() {
   return strengths;
 }
 
-// an edit needs a hole or an attribute to change (an attribute edit erases its own region)
+// ---------------------------------------------------------------- category swap
+// "keep" plus each category the served model swaps to (none for a model without label strokes)
+function buildCategories(status) {
+  const names = (status.ready && status.categories) || [];
+  const select = $("category");
+  select.textContent = "";
+  for (const name of ["keep", ...names]) {
+    const option = document.createElement("option");
+    option.value = option.textContent = name;
+    select.append(option);
+  }
+  $("category-bar").hidden = !names.length;
+}
+
+// the category to swap the lower garment to, or null to keep it
+function toCategory() {
+  const value = $("category").value;
+  return $("category-bar").hidden || !value || value === "keep" ? null : value;
+}
+
+// an edit needs a hole, an attribute to change or a category to swap to (both erase their own region)
 function hasEdit() {
-  return hasHole() || Object.keys(attributeStrengths()).length > 0;
+  return hasHole() || Object.keys(attributeStrengths()).length > 0 || toCategory() !== null;
 }
 
 function noEditMessage() {
   const sliders = !$("attribute-bar").hidden ? ", or move an attribute slider" : "";
-  return `Paint the region to change with the Erase brush first (the hole)${sliders}.`;
+  const category = !$("category-bar").hidden ? ", or pick a garment category" : "";
+  return `Paint the region to change with the Erase brush first (the hole)${sliders}${category}.`;
 }
 
 // ---------------------------------------------------------------- photos
@@ -258,7 +281,7 @@ function onBlack(layer) {
 function editFiles() {
   return { image: state.photo.toDataURL("image/png"), mask: onBlack(state.layers.erase),
            sketch: onBlack(state.layers.sketch), colour: state.layers.colour.toDataURL("image/png"),
-           attributes: attributeStrengths() };
+           attributes: attributeStrengths(), to_category: toCategory() };
 }
 
 // ---------------------------------------------------------------- editing
@@ -304,8 +327,9 @@ function showResult(answer, files) {
   const model = (state.status && state.status.replay) || "";
   const attributes = Object.entries(files.attributes || {})
     .map(([name, value]) => `--attribute ${name}=${strengthText(value)} `).join("");
+  const swap = files.to_category ? `--to ${files.to_category} ` : "";
   $("replay").textContent = `fashion-edit edit --image image.png --mask mask.png --sketch sketch.png ` +
-    `--colour colour.png ${attributes}--seed ${answer.seed} --out result.png ${model}`;
+    `--colour colour.png ${attributes}${swap}--seed ${answer.seed} --out result.png ${model}`;
   const result = $("result");
   result.src = answer.image;
   return result.decode().then(() => { result.dataset.seed = String(answer.seed); });
@@ -402,6 +426,7 @@ function wire() {
   $("retry").addEventListener("click", () => loadStatus("/api/reload", { method: "POST" }));
   $("show-parsing").addEventListener("change", () => { $("parsing-overlay").hidden = !$("show-parsing").checked; });
   $("show-hole").addEventListener("change", () => { $("hole-overlay").hidden = !$("show-hole").checked; });
+  $("category").addEventListener("change", maybeLiveEdit);
 }
 
 buildPalette();
