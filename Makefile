@@ -34,7 +34,7 @@ edit: install
 
 # The ablation study (issue 17): every variant, 3 seeds, 3 points of each learning curve, as one DVC
 # experiment (`dvc exp show` lists it); finished variants are cached, a killed one resumes.
-STUDY_VARIANTS := full,one_stage,no_attention,no_spectral_norm,no_gan,spade_norm,instance_norm,gated_conv,plain_conv,no_sketch_colour,no_prefill,fegan_encoder_mask
+STUDY_VARIANTS := full,one_stage,no_attention,no_spectral_norm,no_gan,spade_norm,instance_norm,gated_conv,plain_conv,no_sketch_colour,no_prefill,fegan_encoder_mask,stochastic
 study: install
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH dvc exp run -n study -S 'ablation.variants=[$(STUDY_VARIANTS)]' \
 		-S ablation.seeds=3 -S ablation.curve_points=3

@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from fashion_edit.config import Params
-from fashion_edit.data.swap_pairs import SWAP_PAIRS, make_swap_pairs
-from fashion_edit.layout import PREPARED, RAW
+from fashion_edit.data.swap_pairs import make_swap_pairs
+from fashion_edit.layout import PREPARED, RAW, SWAP_PAIRS
 from fashion_edit.stage import run_stage
 
 

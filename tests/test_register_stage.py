@@ -81,7 +81,7 @@ def test_registered_models_load_and_predict(registered):
     [edit] = editor.predict([request], params={"output": "array"})  # arrays: one mapping per edit
     assert np.array_equal(np.asarray(edit["image"], np.uint8), Editor.load(paths.bundle).edit(**request))
     parser = load_registered_model("models:/parser@champion", uri)
-    logits = parser.predict(parser_input(example_batch((64, 64), count=3)).numpy())
+    logits = parser.predict(parser_input(example_batch((64, 64), count=3), params.parser.label_strokes).numpy())
     assert logits.shape == (3, 20, 64, 64)
     inpainter = load_registered_model("models:/inpainter/1", uri)
     assert inpainter.predict(np.zeros((1, 30, 64, 64), np.float32)).shape == (1, 3, 64, 64)

@@ -16,14 +16,14 @@ from fashion_edit.data.labels import LABEL_ID
 from fashion_edit.data.preprocess import preprocess
 from fashion_edit.data.sources import build_source
 from fashion_edit.data.swap_pairs import (
-    PAIRS_FILE, SUMMARY_FILE, SWAP_PAIRS, TARGET_CATEGORY, SwapPairsError, build_swap_pairs, load_swap_pairs,
+    PAIRS_FILE, SUMMARY_FILE, TARGET_CATEGORY, SwapPairsError, build_swap_pairs, load_swap_pairs,
     write_swap_pairs,
 )
 from fashion_edit.data.synthetic import (
     Figure, SwapError, expected_labels, lower_shape, render_figure, render_swapped, write_dataset,
 )
 from fashion_edit.errors import FashionEditError
-from fashion_edit.layout import PREPARED, RAW
+from fashion_edit.layout import PREPARED, RAW, SWAP_PAIRS
 from tests.conftest import tiny_params, write_params
 
 DEFAULT = SynthesizeParams()  # 128 px, supersample 2: the embedded dataset's figures

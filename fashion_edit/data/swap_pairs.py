@@ -33,7 +33,7 @@ from fashion_edit.data.sources import LoadedSample, RawItem, SampleSkipped, Sour
 from fashion_edit.data.store import PreparedSplit, open_split
 from fashion_edit.data.synthetic import GARMENT_LABEL, Figure, lower_shape, render_figure, render_swapped
 from fashion_edit.errors import FashionEditError
-from fashion_edit.layout import SWAP_PAIRS  # noqa: F401 - the stage's output folder, re-exported for its readers
+
 PAIRS_FILE = "pairs.npz"
 SUMMARY_FILE = "summary.json"
 SECTIONS = ("data", "synthesize", "preprocess")  # the params sections the swap_pairs stage reads
