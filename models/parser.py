@@ -30,6 +30,10 @@ from models.stochastic import LatentCompletion
 PARSER_IN_CHANNELS = 26  # one-hot incomplete parsing (20) + mask + sketch + noise + colour (3) [+ label strokes (20)]
 # with prefill, the prior's probabilities are floored here before the log (a class absent nearby stays reachable)
 PRIOR_FLOOR = 1e-3
+# a label-stroke pixel counts as this many known pixels in the prior's fill: strokes are a few pixels wide, and
+# with weight 1 the hole's border outvoted them (swap-region IoU of the fill's target class with the truth on the
+# synthetic swap pairs: 0.39 at 1, 0.46 at 4, 0.48 at 16, 0 without strokes)
+LABEL_STROKE_WEIGHT = 4.0
 # the attribute code is the hole's mean feature along W divided by this gain, and an edit moves the features by
 # the gain times the change: with unit directions in a wide bottleneck an unscaled move of 0.5 changed each
 # channel by ~0.04, too little for the decoder to learn to follow in a short budget
@@ -138,7 +142,13 @@ class FreeFormParser(nn.Module):
         return features, code
 
     def prior_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Log of the known parsing's push-pull fill: inside the hole, the mix of classes around it."""
+        """Log of the known parsing's push-pull fill: inside the hole, the mix of classes around it. Label strokes
+        are samples of their class inside the hole (weighted by LABEL_STROKE_WEIGHT), so the fill already grows
+        the class a swap asks for from its strokes and the network refines its outline."""
         known_onehot, hole = x[:, :self.num_classes], x[:, self.num_classes:self.num_classes + 1]
-        filled, _ = push_pull(known_onehot * (1 - hole), 1 - hole)
+        values, weights = known_onehot * (1 - hole), 1 - hole
+        if self.label_strokes:
+            strokes = x[:, PARSER_IN_CHANNELS:PARSER_IN_CHANNELS + self.num_classes] * hole
+            values, weights = values + strokes, weights + LABEL_STROKE_WEIGHT * strokes.sum(dim=1, keepdim=True)
+        filled, _ = push_pull(values, weights)
         return filled.clamp_min(PRIOR_FLOOR).log()

@@ -115,6 +115,22 @@ def test_label_strokes_are_one_hot_channels_inside_the_hole_only():
     assert parser_input(batch).shape[1] == 26
 
 
+def test_label_strokes_grow_their_class_in_the_parsers_prior_fill():
+    """An untrained parser (zero residual head) follows the strokes: they are samples of the fill inside the hole."""
+    from models.parser import FreeFormParser
+
+    parser = FreeFormParser(base_channels=8, n_downsample=2, n_res_blocks=1, prefill=True, label_strokes=True).eval()
+    batch = _batch()
+    batch["parsing"] = torch.zeros_like(batch["parsing"])  # background all around the hole (8..24)
+    strokes = torch.full((2, 32, 32), -1)
+    strokes[:, 10:22, 16] = LABEL_ID["pants"]
+    with torch.no_grad():
+        followed = parser(parser_input(batch | {"label_strokes": strokes}, True)).argmax(1)
+        plain = parser(parser_input(batch, True)).argmax(1)
+    assert (followed[:, 10:22, 15:18] == LABEL_ID["pants"]).all()
+    assert (plain[:, 8:24, 8:24] == LABEL_ID["background"]).all()
+
+
 def test_training_items_carry_true_label_strokes_and_evaluation_items_none(prepared_data: Path):
     params = tiny_params()
     train_split, test_split = open_split(prepared_data / "train"), open_split(prepared_data / "test")
